@@ -1,0 +1,5 @@
+"""jd: study what compression does to pretrained language models."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
