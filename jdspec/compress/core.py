@@ -59,6 +59,10 @@ class CompressorParams(Protocol):
         """The curve this variant belongs to in a report, e.g. 'magnitude N:8'."""
         ...
 
+    def strength_name(self) -> str:
+        """What `strength` measures, for axes and tables: 'sparsity', 'bits', 'rank'."""
+        ...
+
 
 @dataclass(frozen=True)
 class MatrixStats:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
 from jdspec.compress.core import (
-    NMField,
+    NM,
     CompressionRecord,
+    NMField,
     find_targets,
     measure,
     register_compressor,
 )
+from jdspec.errors import SpecError
 
 VERSION = 1
 
@@ -21,7 +25,10 @@ VERSION = 1
 class MagnitudeParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["magnitude"] = "magnitude"
     sparsity: float | None = Field(
-        None, ge=0, lt=1, description="Fraction of each target's weights set to zero (unstructured)."
+        None,
+        ge=0,
+        lt=1,
+        description="Fraction of each target's weights set to zero (unstructured).",
     )
     mask_structure: NMField | None = Field(
         None, description="'N:M': keep N of every M consecutive weights along the input dimension."
@@ -50,13 +57,102 @@ class MagnitudeParams(BaseModel, extra="forbid", frozen=True):
         assert self.sparsity is not None
         return self.sparsity
 
+    def strength_name(self) -> str:
+        return "sparsity"
+
     def family(self) -> str:
         if self.mask_structure is not None:
             return f"magnitude N:{self.mask_structure.group}"
         return "magnitude" if self.scope == "layer" else "magnitude global"
 
 
+_UNSTRUCTURED_TIES = "ties in |W| broken by lower flat index first (matrix order, then row-major)"
+_NM_TIES = "ties in |W| within a group of M keep the lower input index"
+
+
 @register_compressor("magnitude", MagnitudeParams, VERSION, ("sparsity", "mask_structure"))
 def compress(model: nn.Module, params: MagnitudeParams) -> CompressionRecord:
     """Zero the smallest-magnitude weights of every target Linear; ties go to the lower index."""
-    raise NotImplementedError("being written")
+    targets = find_targets(model, params.targets, params.ignore)
+    weights = [linear.weight for linear in targets.values()]
+    with torch.no_grad():
+        if params.mask_structure is not None:
+            _check_groups(targets, params.mask_structure)
+            for weight in weights:
+                _prune_nm(weight, params.mask_structure)
+            return measure("magnitude", targets, notes=_NM_TIES)
+        assert params.sparsity is not None
+        if params.scope == "global":
+            _prune_smallest(weights, _count_to_prune(params.sparsity, weights))
+        else:
+            for weight in weights:
+                _prune_smallest([weight], _count_to_prune(params.sparsity, [weight]))
+    return measure("magnitude", targets, notes=_UNSTRUCTURED_TIES)
+
+
+def _count_to_prune(sparsity: float, weights: list[torch.Tensor]) -> int:
+    """Round half up sparsity * numel, so the achieved sparsity is within 1/numel."""
+    return math.floor(sparsity * sum(weight.numel() for weight in weights) + 0.5)
+
+
+def _score_bits(weight: torch.Tensor) -> torch.Tensor:
+    """|W| in float32 viewed as int32: non-negative floats order the same as their bit patterns."""
+    return weight.detach().float().abs().view(torch.int32)
+
+
+def _count_at_most(weights: list[torch.Tensor], bits: int) -> int:
+    return sum(int((_score_bits(weight) <= bits).sum()) for weight in weights)
+
+
+def _kth_smallest_bits(weights: list[torch.Tensor], rank: int) -> int:
+    """The bit pattern of the rank-th smallest |w| over all `weights` (rank >= 1), by bisection.
+
+    Counting per matrix each pass (about 32 passes) avoids concatenating a whole model's scores.
+    """
+    low = -1  # count(<= low) < rank
+    high = max(int(_score_bits(weight).max()) for weight in weights)  # count(<= high) >= rank
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _count_at_most(weights, middle) >= rank:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _prune_smallest(weights: list[torch.Tensor], count: int) -> None:
+    """Zero exactly the `count` smallest |w| over `weights`; ties prune the earlier index first."""
+    if count == 0:
+        return
+    threshold = _kth_smallest_bits(weights, count)
+    remaining = count - sum(int((_score_bits(weight) < threshold).sum()) for weight in weights)
+    for weight in weights:
+        bits = _score_bits(weight)
+        mask = bits < threshold
+        if remaining > 0:
+            tied = torch.nonzero(bits.flatten() == threshold).flatten()[:remaining]
+            mask.view(-1)[tied] = True
+            remaining -= tied.numel()
+        weight.masked_fill_(mask, 0)
+    assert remaining == 0
+
+
+def _check_groups(targets: dict[str, nn.Linear], structure: NM) -> None:
+    """Reject before pruning anything, so a bad spec leaves the model whole."""
+    for name, linear in targets.items():
+        if linear.in_features % structure.group:
+            raise SpecError(
+                f"mask_structure {structure}: {name} has {linear.in_features} input features, "
+                f"not a multiple of M={structure.group}"
+            )
+
+
+def _prune_nm(weight: torch.Tensor, structure: NM) -> None:
+    """Keep the N largest |w| of every M consecutive inputs; a stable sort keeps the earlier tie."""
+    rows, columns = weight.shape
+    groups = columns // structure.group
+    scores = weight.detach().float().abs().reshape(rows, groups, structure.group)
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    mask.scatter_(-1, order[..., structure.kept :], True)
+    weight.masked_fill_(mask.reshape(rows, columns), 0)

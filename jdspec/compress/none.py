@@ -21,6 +21,9 @@ class NoneParams(BaseModel, extra="forbid", frozen=True):
     def family(self) -> str:
         return "dense"
 
+    def strength_name(self) -> str:
+        return "sparsity"
+
 
 @register_compressor("none", NoneParams, VERSION)
 def compress(model: nn.Module, params: NoneParams) -> CompressionRecord:

@@ -1,0 +1,248 @@
+"""The `jd` command: parse, call one library function, render. Errors exit with code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from jdspec.errors import SpecError, StoreBusy
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Study what compression does to pretrained language models.")
+console = Console()
+errors = Console(stderr=True)
+
+StoreOption = Annotated[Path, typer.Option(
+    "--store", envvar="JD_STORE", help="The DuckDB store (env JD_STORE).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+SpecArgument = Annotated[Path, typer.Argument(help="A study spec (YAML).")]
+DEFAULT_STORE = Path("store/jd.duckdb")
+
+
+def _guarded(action: Callable[[], None]) -> None:
+    """Run a command; user errors become one paragraph on stderr and exit code 2."""
+    try:
+        action()
+    except (SpecError, StoreBusy) as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell_text(row.get(column)) for column in columns))
+    return table
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@app.command()
+def plan(spec: SpecArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False,
+         explain: Annotated[bool, typer.Option(help="Say why each cell is new, done or failed.")]
+         = False) -> None:
+    """What would run: cells new / done / failed, by compressed model.
+
+    Example: jd plan specs/demo.yaml --explain
+    """
+    from jdspec.plan import count_statuses
+    from jdspec.run import explain_cells, plan_spec
+    from jdspec.spec import load_spec
+
+    def action() -> None:
+        loaded = load_spec(spec)
+        if explain:
+            rows = explain_cells(loaded, store)
+            if as_json:
+                return _print_json(rows)
+            columns = ["status", "model", "family", "strength", "level", "cell_hash", "reason"]
+            console.print(_table(f"{loaded.name}: {len(rows)} cells", rows, columns))
+            return None
+        planned = plan_spec(loaded, store)
+        counts = count_statuses(planned)
+        jobs = [_job_row(job) for job in planned]
+        if as_json:
+            return _print_json({"spec": loaded.name, "store": str(store), "counts": counts,
+                                "jobs": jobs})
+        console.print(_table(f"{loaded.name}: {len(jobs)} compressed models", jobs,
+                             ["model", "family", "strength", "cells", "new", "done", "failed"]))
+        console.print(f"cells: {counts['new']} new, {counts['done']} done, "
+                      f"{counts['failed']} failed  (store {store})")
+        return None
+
+    _guarded(action)
+
+
+def _job_row(planned: Any) -> dict[str, Any]:
+    job = planned.job
+    return {
+        "model": job.cells[0].model, "family": job.compressor.family(),
+        "strength": job.compressor.strength(), "variant_hash": job.variant_hash,
+        "cells": len(job.cells), **{s: planned.statuses.count(s) for s in ("new", "done", "failed")},
+    }
+
+
+@app.command()
+def run(spec: SpecArgument, store: StoreOption = DEFAULT_STORE,
+        resume: Annotated[bool, typer.Option(help="Also retry failed cells.")] = False,
+        limit: Annotated[int | None, typer.Option(min=1, help="Run at most N cells.")] = None,
+        as_json: JsonOption = False) -> None:
+    """Run every cell that is not done yet, storing each as it finishes.
+
+    Example: jd run specs/demo.yaml --resume
+    """
+    from jdspec.run import run_spec
+    from jdspec.spec import load_spec
+
+    def action() -> None:
+        loaded = load_spec(spec)
+        with _RunProgress(enabled=not as_json) as progress:
+            try:
+                summary = run_spec(loaded, store, retry_failed=resume, limit=limit,
+                                   on_event=progress.update)
+            except KeyboardInterrupt:
+                errors.print(f"interrupted: finished cells are stored; the cell in flight is "
+                             f"lost. Continue with: jd run {spec} --resume")
+                raise typer.Exit(130) from None
+        if as_json:
+            return _print_json(summary.__dict__)
+        console.print(f"{summary.status}: {summary.done} done, {summary.failed} failed, "
+                      f"{summary.already_done} already stored, {summary.left} left, "
+                      f"in {summary.seconds:.1f} s"
+                      + (f" (run {summary.run_id})" if summary.run_id else ""))
+        if summary.failed:
+            console.print(f"see why with: jd plan {spec} --explain; retry with --resume")
+        return None
+
+    _guarded(action)
+
+
+class _RunProgress:
+    """Rich bars: cells overall (count, ETA) and examples of the cell in flight."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=errors, disable=not enabled, transient=False)
+        self.cells_task: Any = None
+        self.examples_task: Any = None
+
+    def __enter__(self) -> _RunProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: Any) -> None:
+        from jdspec.run import CellFinished, RunStarted
+
+        if isinstance(event, RunStarted):
+            self.cells_task = self.progress.add_task("cells", total=event.cell_count)
+            self.examples_task = self.progress.add_task("examples", total=None)
+        elif isinstance(event, CellFinished):
+            self.progress.advance(self.cells_task)
+            mark = "" if event.result.status == "done" else " [red]failed[/]"
+            self.progress.console.print(
+                f"{event.cell.model} {event.cell.compressor.family()} "
+                f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
+                + ", ".join(f"{m.name} {m.value:.3f}" for m in event.result.metrics) + mark)
+        else:
+            self.progress.update(self.examples_task, completed=event.done, total=event.total)
+
+
+@app.command()
+def report(spec: Annotated[Path | None, typer.Argument(help="A study spec (YAML).")] = None,
+           sql: Annotated[str | None, typer.Option(help="Read-only SQL over the store.")] = None,
+           out: Annotated[Path | None, typer.Option(help="Folder (default reports/<spec>).")]
+           = None,
+           store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Statistics table and charts of a spec, or ad hoc read-only SQL over the store.
+
+    Examples: jd report specs/demo.yaml;  jd report --sql "SELECT * FROM jd_results LIMIT 5"
+    """
+
+    def action() -> None:
+        if sql is not None:
+            return _report_sql(store, sql, as_json)
+        if spec is None:
+            raise SpecError("give a spec file, or --sql with a query")
+        return _report_spec(spec, store, out, as_json)
+
+    _guarded(action)
+
+
+def _report_sql(store: Path, sql: str, as_json: bool) -> None:
+    from jdspec.store import user_query
+
+    frame = user_query(store, sql)
+    if as_json:
+        return _print_json(json.loads(frame.to_json(orient="records", date_format="iso")))
+    console.print(_table(f"{len(frame)} rows", frame.to_dict("records"), list(frame.columns)))
+    return None
+
+
+def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> None:
+    from jdspec.report import write_report
+    from jdspec.run import report_rows
+    from jdspec.spec import load_spec
+
+    loaded = load_spec(spec)
+    rows = report_rows(loaded, store)
+    if rows.empty:
+        raise SpecError(f"store {store} holds no done cell of {loaded.name}; "
+                        f"run: jd run {spec}")
+    written = write_report(loaded.name, rows, out or Path("reports") / loaded.name)
+    if as_json:
+        return _print_json({
+            "trends": json.loads(written.trends.to_json(orient="records")),
+            "difficulty": json.loads(written.difficulty.to_json(orient="records")),
+            "files": [str(path) for path in written.paths]})
+    trend_columns = ["model", "family", "metric", "level", "difficulty", "spearman_rho",
+                     "slope", "slope_low", "slope_high"]
+    console.print(_table(f"{loaded.name}: drop against strength, per level",
+                         written.trends.to_dict("records"), trend_columns))
+    console.print(_table("across levels: Spearman of slope against difficulty",
+                         written.difficulty.to_dict("records"), list(written.difficulty.columns)))
+    console.print("written: " + ", ".join(str(path) for path in written.paths))
+    return None
+
+
+@app.command()
+def status(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """What the store holds: specs, cells by status, recent runs, a run in progress.
+
+    Example: jd status --store store/jd.duckdb
+    """
+    from jdspec.status import store_status
+
+    def action() -> None:
+        summary = store_status(store)
+        if as_json:
+            return _print_json(summary)
+        console.print(f"store {store}: " + (summary["writer"] or "no run in progress"))
+        console.print(_table("specs", summary["specs"], ["spec", "done", "failed", "cells"]))
+        console.print(_table("recent runs", summary["runs"],
+                             ["run_id", "spec", "status", "started_at", "cells_done",
+                              "cells_failed", "git_sha", "device"]))
+        return None
+
+    _guarded(action)

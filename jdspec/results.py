@@ -1,0 +1,57 @@
+"""The records a worker returns and the single writer stores: plain data, no database handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jdspec.compress.core import CompressionRecord
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    """One evaluated example, enough to recompute any statistic without the model."""
+
+    example_id: str
+    prompt_hash: str
+    prediction: str
+    gold: str
+    correct: bool
+    score: float  # log-likelihood of the prediction
+    option_scores: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str
+    value: float
+    n: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What scoring one level gives: metrics and per-example records."""
+
+    metrics: tuple[MetricValue, ...]
+    examples: tuple[ExampleRecord, ...]
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One compressed model, as measured right after compression."""
+
+    variant_hash: str
+    compression: CompressionRecord
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """The outcome of one cell: done with metrics and examples, or failed with a traceback."""
+
+    cell_hash: str
+    status: str  # "done" | "failed"
+    started_at: float
+    seconds: float
+    metrics: tuple[MetricValue, ...] = ()
+    examples: tuple[ExampleRecord, ...] = ()
+    error: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

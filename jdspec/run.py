@@ -1,0 +1,205 @@
+"""Orchestration: compare a spec's cells with the store, run what is missing, persist as it lands.
+
+The process running this is the only writer of the store; workers (the backend) only return
+records. Every cell is committed on its own, so a crash or Ctrl-C loses at most the cell in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jdspec import store
+from jdspec.plan import (
+    Cell,
+    PlannedJob,
+    all_cells,
+    attach_statuses,
+    canonical_json,
+    content_hash,
+    expand,
+)
+from jdspec.provenance import describe_run, device_description
+from jdspec.results import CellResult, VariantResult
+from jdspec.spec import Spec
+from jdspec.worker import Progress
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    cell_count: int
+    job_count: int
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    cell: Cell
+    result: CellResult
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str | None
+    done: int
+    failed: int
+    already_done: int  # cells the store held before this run
+    left: int  # pending cells not run: beyond --limit, or failed ones without --resume
+    status: str  # "nothing to do" | "finished" | "interrupted"
+    seconds: float
+
+
+RunEvent = RunStarted | CellFinished | Progress
+EventCallback = Callable[[RunEvent], None]
+
+
+def plan_spec(spec: Spec, store_path: Path) -> list[PlannedJob]:
+    """The spec's jobs with each cell's status in the store (new, done or failed)."""
+    jobs = expand(spec)
+    states = store.cell_states(store_path, [cell.cell_hash for cell in all_cells(jobs)])
+    return attach_statuses(jobs, dict(zip(states["cell_hash"], states["status"], strict=True)))
+
+
+def explain_cells(spec: Spec, store_path: Path) -> list[dict[str, Any]]:
+    """For each cell: its status and why (no stored row; stored by run R; failed with E)."""
+    cells = all_cells(expand(spec))
+    states = store.cell_states(store_path, [cell.cell_hash for cell in cells])
+    by_hash = {row.cell_hash: row for row in states.itertuples()}
+    explained = []
+    for cell in cells:
+        row = by_hash.get(cell.cell_hash)
+        if row is None:
+            status, reason = "new", "the store has no cell with this key"
+        elif row.status == "done":
+            status, reason = "done", f"stored by run {row.run_id} at {row.finished_at}"
+        else:
+            last_line = (row.error or "").strip().splitlines()[-1:] or ["unknown error"]
+            status, reason = "failed", f"run {row.run_id} failed: {last_line[0]}"
+        explained.append({**cell_row(cell), "status": status, "reason": reason})
+    return explained
+
+
+def cell_row(cell: Cell, run_id: str = "") -> dict[str, Any]:
+    """The flattened columns stored beside a cell's JSON key."""
+    return {
+        "cell_hash": cell.cell_hash, "variant_hash": cell.variant_hash, "run_id": run_id,
+        "model": cell.model, "method": cell.method, "family": cell.compressor.family(),
+        "strength_name": cell.compressor.strength_name(), "strength": cell.compressor.strength(),
+        "setting": cell.level.setting, "level": cell.level.label, "seed": cell.seed,
+        "cell": canonical_json(cell.key),
+    }
+
+
+def run_spec(
+    spec: Spec,
+    store_path: Path,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    on_event: EventCallback | None = None,
+) -> RunSummary:
+    """Run every cell that is not done (and failed ones with retry_failed), at most `limit`."""
+    from jdspec.backends.local import run_jobs
+
+    started = time.time()
+    description = f"jd run {spec.name}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    with store.writer_lock(store_path, description):
+        planned = plan_spec(spec, store_path)
+        _register_members(spec, planned, store_path)
+        work = _pending_work(planned, retry_failed, limit)
+        cell_count = sum(len(cells) for _, cells in work)
+        already_done = sum(job.statuses.count("done") for job in planned)
+        left = sum(len(job.job.cells) for job in planned) - already_done - cell_count
+        if not work:
+            return RunSummary(None, 0, 0, already_done, left, "nothing to do",
+                              time.time() - started)
+        run_id = _begin(spec, store_path, cell_count)
+        emit = on_event or (lambda event: None)
+        emit(RunStarted(run_id, cell_count, len(work)))
+        cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
+        counts = {"done": 0, "failed": 0}
+        status = "interrupted"
+        try:
+            for record in run_jobs(work, emit):
+                if isinstance(record, VariantResult):
+                    store.write_variant(store_path, record, run_id)
+                    continue
+                cell = cells_by_hash[record.cell_hash]
+                store.write_cell(store_path, cell_row(cell, run_id), record)
+                counts[record.status] += 1
+                emit(CellFinished(cell, record))
+            status = "finished"
+        finally:
+            store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
+    return RunSummary(run_id, counts["done"], counts["failed"], already_done, left, status,
+                      time.time() - started)
+
+
+def _pending_work(
+    planned: list[PlannedJob], retry_failed: bool, limit: int | None
+) -> list[tuple[Any, tuple[Cell, ...]]]:
+    work, remaining = [], limit if limit is not None else sys.maxsize
+    for job in planned:
+        cells = job.pending(retry_failed)[:remaining]
+        if cells:
+            work.append((job.job, cells))
+            remaining -= len(cells)
+    return work
+
+
+def _members(spec: Spec, planned: list[PlannedJob]) -> pd.DataFrame:
+    cells = [cell for job in planned for cell in job.job.cells]
+    return pd.DataFrame({
+        "spec": spec.name,
+        "cell_hash": [cell.cell_hash for cell in cells],
+        "level": [cell.level.label for cell in cells],
+        "difficulty": [cell.level.difficulty for cell in cells],
+    })
+
+
+def _register_members(spec: Spec, planned: list[PlannedJob], store_path: Path) -> None:
+    """Make the store know which cells this spec holds, writing only when something is new."""
+    members = _members(spec, planned)
+    known = store.read_frame(
+        store_path, "SELECT cell_hash, level, difficulty FROM spec_cells WHERE spec = ?",
+        [spec.name]) if store_path.exists() else pd.DataFrame()
+    if len(known) and set(zip(known.cell_hash, known.level, known.difficulty, strict=True)) >= set(
+        zip(members.cell_hash, members.level, members.difficulty, strict=True)
+    ):
+        return
+    store.write_members(store_path, members)
+
+
+def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    store.begin_run(store_path, {
+        "run_id": run_id, "spec": spec.name, "spec_hash": content_hash(spec),
+        "command": " ".join(sys.argv), "status": "running", "started_at": pd.Timestamp.now(),
+        "pid": os.getpid(), "device": device_description(spec.evaluation.device),
+        "seed": spec.evaluation.seed, "cells_planned": cell_count, **describe_run(),
+    })
+    return run_id
+
+
+def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
+    """The spec's done results, one row per cell and metric, with this spec's levels."""
+    cells = all_cells(expand(spec))
+    metrics = spec.reported_metrics()
+    wanted = pd.DataFrame({
+        "cell_hash": [cell.cell_hash for cell in cells],
+        "level": [cell.level.label for cell in cells],
+        "difficulty": [cell.level.difficulty for cell in cells],
+    })
+    stored = store.done_results(store_path, wanted["cell_hash"].tolist())
+    if stored.empty:
+        return stored
+    rows = stored.merge(wanted, on="cell_hash")
+    rows = rows[rows["metric"].isin(metrics)].assign(spec=spec.name)
+    return rows.reset_index(drop=True)

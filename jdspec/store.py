@@ -1,0 +1,306 @@
+"""The DuckDB store: schema, the run lock, short transactional writes, read-only queries.
+
+DuckDB lets one process hold a file open for writing, and then no other process may open it
+at all. So the runner holds a lock file (not the database) for the whole run and opens the
+database only for each short write; readers open it read-only and retry briefly when a write
+is in progress. Each cell's rows and its status land in one transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from jdspec.errors import SpecError, StoreBusy
+from jdspec.results import CellResult, VariantResult
+
+SCHEMA_VERSION = 1
+RETRY_SECONDS = 15.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, spec VARCHAR, spec_hash VARCHAR, command VARCHAR,
+    status VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, pid INTEGER, host VARCHAR,
+    jd_version VARCHAR, git_sha VARCHAR, python VARCHAR, packages JSON, device VARCHAR,
+    seed INTEGER, cells_planned INTEGER, cells_done INTEGER, cells_failed INTEGER);
+CREATE TABLE IF NOT EXISTS spec_cells (
+    spec VARCHAR, cell_hash VARCHAR, level VARCHAR, difficulty DOUBLE,
+    PRIMARY KEY (spec, cell_hash));
+CREATE TABLE IF NOT EXISTS cells (
+    cell_hash VARCHAR PRIMARY KEY, variant_hash VARCHAR, status VARCHAR, run_id VARCHAR,
+    model VARCHAR, method VARCHAR, family VARCHAR, strength_name VARCHAR, strength DOUBLE,
+    setting VARCHAR, level VARCHAR, seed INTEGER, cell JSON, error VARCHAR, attempts INTEGER,
+    started_at TIMESTAMP, finished_at TIMESTAMP, seconds DOUBLE);
+CREATE TABLE IF NOT EXISTS variants (
+    variant_hash VARCHAR PRIMARY KEY, method VARCHAR, sparsity DOUBLE,
+    compression_seconds DOUBLE, notes VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS variant_matrices (
+    variant_hash VARCHAR, matrix VARCHAR, numel BIGINT, zeros BIGINT, sparsity DOUBLE,
+    PRIMARY KEY (variant_hash, matrix));
+CREATE TABLE IF NOT EXISTS results (
+    cell_hash VARCHAR, metric VARCHAR, value DOUBLE, n INTEGER, PRIMARY KEY (cell_hash, metric));
+CREATE TABLE IF NOT EXISTS examples (
+    cell_hash VARCHAR, example_id VARCHAR, prompt_hash VARCHAR, prediction VARCHAR,
+    gold VARCHAR, correct BOOLEAN, score DOUBLE, option_scores DOUBLE[],
+    PRIMARY KEY (cell_hash, example_id));
+CREATE OR REPLACE VIEW jd_results AS
+    SELECT s.spec, c.model, c.method, c.family, c.strength_name, c.strength, c.setting,
+           s.level, s.difficulty, c.seed, r.metric, r.value, r.n, c.cell_hash
+    FROM results r JOIN cells c USING (cell_hash) JOIN spec_cells s USING (cell_hash)
+    WHERE c.status = 'done';
+"""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("JD_STORE", "store/jd.duckdb"))
+
+
+@contextmanager
+def connect(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open briefly, retrying while another process holds the file; close on exit."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise SpecError(f"store {path}: cannot open it: {error}") from None
+            time.sleep(0.05)
+        except duckdb.Error as error:
+            raise SpecError(f"store {path}: not a readable jd store ({error})") from None
+    try:
+        if not read_only:
+            _migrate(path, connection)
+        else:
+            _check_version(path, connection)
+        yield connection
+    finally:
+        connection.close()
+
+
+def _migrate(path: Path, connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(SCHEMA)
+    found = _first_row(connection, "SELECT value FROM meta WHERE key = 'schema_version'")
+    if found is None:
+        connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    else:
+        _check_version(path, connection)
+
+
+def _check_version(path: Path, connection: duckdb.DuckDBPyConnection) -> None:
+    try:
+        found = _first_row(connection, "SELECT value FROM meta WHERE key = 'schema_version'")
+    except duckdb.CatalogException:
+        raise SpecError(f"store {path}: not a jd store (no meta table)") from None
+    if found and int(found[0]) > SCHEMA_VERSION:
+        raise SpecError(
+            f"store {path}: schema version {found[0]} is newer than this jd's "
+            f"({SCHEMA_VERSION}); upgrade jd to read it"
+        )
+
+
+def _first_row(
+    connection: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None = None
+) -> tuple | None:
+    """The first row or None, fetching everything: DuckDB refuses new work on a half-read result."""
+    rows = connection.execute(sql, parameters or []).fetchall()
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    description: str
+
+
+@contextmanager
+def writer_lock(path: Path, description: str) -> Iterator[None]:
+    """Hold `<store>.lock` for a whole run; a second runner is refused at once, naming us.
+
+    flock is released by the kernel when the process dies, so a killed run leaves no stale lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = Path(f"{path}.lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115  (held for the whole run)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = read_lock_holder(path)
+            who = holder.description if holder else "another process"
+            raise StoreBusy(f"store {path} is being written by {who}; wait for it to finish "
+                            f"or stop it, then run again (reading commands work meanwhile)")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "description": description}))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def read_lock_holder(path: Path) -> LockHolder | None:
+    """Who holds the writer lock now, or None when no run is going."""
+    lock_path = Path(f"{path}.lock")
+    if not lock_path.exists():
+        return None
+    with open(lock_path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info = json.loads(Path(lock_path).read_text() or "{}")
+            except json.JSONDecodeError:
+                info = {}
+            pid = int(info.get("pid", 0))
+            return LockHolder(pid, f"jd run (pid {pid}: {info.get('description', '?')})")
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def read_frame(path: Path, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
+    """A read-only query as a DataFrame; an absent store reads as empty."""
+    if not path.exists():
+        return pd.DataFrame()
+    with connect(path, read_only=True) as connection:
+        return connection.execute(sql, parameters or []).df()
+
+
+def user_query(path: Path, sql: str) -> pd.DataFrame:
+    """Ad hoc SQL, read-only: writes, ATTACH and file access are refused by DuckDB itself."""
+    if not path.exists():
+        raise SpecError(f"store {path} does not exist yet; run a spec first")
+    with connect(path, read_only=True) as connection:
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        try:
+            return connection.execute(sql).df()
+        except duckdb.Error as error:
+            first_line = str(error).splitlines()[0]
+            raise SpecError(f"--sql refused or failed: the store is read-only here; "
+                            f"{first_line}") from None
+
+
+def cell_states(path: Path, cell_hashes: list[str]) -> pd.DataFrame:
+    """Stored status, run and error of the given cells (absent cells are simply missing)."""
+    if not path.exists() or not cell_hashes:
+        return pd.DataFrame(columns=["cell_hash", "status", "run_id", "finished_at", "error"])
+    wanted = pd.DataFrame({"cell_hash": cell_hashes})
+    with connect(path, read_only=True) as connection:
+        connection.register("wanted", wanted)
+        return connection.execute(
+            "SELECT c.cell_hash, c.status, c.run_id, c.finished_at, c.error "
+            "FROM cells c JOIN wanted USING (cell_hash)"
+        ).df()
+
+
+def begin_run(path: Path, run: dict[str, Any]) -> None:
+    """Record a run's provenance before its first cell."""
+    with connect(path, read_only=False) as connection:
+        columns = ", ".join(run)
+        marks = ", ".join("?" for _ in run)
+        connection.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(run.values()))
+
+
+def write_members(path: Path, members: pd.DataFrame) -> None:
+    """Which cells a spec holds, with its level labels and difficulties (spec-specific)."""
+    with connect(path, read_only=False) as connection:
+        connection.register("members", members)
+        connection.execute(
+            "INSERT OR REPLACE INTO spec_cells SELECT spec, cell_hash, level, difficulty "
+            "FROM members"
+        )
+
+
+def done_results(path: Path, cell_hashes: list[str]) -> pd.DataFrame:
+    """Metrics of the given cells that are done, with their cells' flattened columns."""
+    if not path.exists() or not cell_hashes:
+        return pd.DataFrame()
+    with connect(path, read_only=True) as connection:
+        connection.register("wanted", pd.DataFrame({"cell_hash": cell_hashes}))
+        return connection.execute(
+            "SELECT c.model, c.method, c.family, c.strength_name, c.strength, c.setting, c.seed, "
+            "r.metric, r.value, r.n, c.cell_hash FROM results r JOIN cells c USING (cell_hash) "
+            "JOIN wanted USING (cell_hash) WHERE c.status = 'done'"
+        ).df()
+
+
+def finish_run(path: Path, run_id: str, status: str, done: int, failed: int) -> None:
+    with connect(path, read_only=False) as connection:
+        connection.execute(
+            "UPDATE runs SET status = ?, finished_at = now(), cells_done = ?, cells_failed = ? "
+            "WHERE run_id = ?", [status, done, failed, run_id],
+        )
+
+
+def write_variant(path: Path, result: VariantResult, run_id: str) -> None:
+    """The achieved compression, per matrix and overall; the first measurement is kept."""
+    record = result.compression
+    matrices = pd.DataFrame({
+        "variant_hash": result.variant_hash,
+        "matrix": [m.name for m in record.matrices],
+        "numel": [m.numel for m in record.matrices],
+        "zeros": [m.zeros for m in record.matrices],
+        "sparsity": [m.sparsity for m in record.matrices],
+    })
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN")
+        connection.execute(
+            "INSERT OR IGNORE INTO variants VALUES (?, ?, ?, ?, ?, ?, now())",
+            [result.variant_hash, record.method, record.sparsity, record.seconds, record.notes,
+             run_id],
+        )
+        connection.register("matrices", matrices)
+        connection.execute("INSERT OR IGNORE INTO variant_matrices SELECT * FROM matrices")
+        connection.execute("COMMIT")
+
+
+def write_cell(path: Path, row: dict[str, Any], result: CellResult) -> None:
+    """A cell's status, metrics and examples in one transaction: all of them or none."""
+    examples = pd.DataFrame({
+        "cell_hash": result.cell_hash,
+        "example_id": [e.example_id for e in result.examples],
+        "prompt_hash": [e.prompt_hash for e in result.examples],
+        "prediction": [e.prediction for e in result.examples],
+        "gold": [e.gold for e in result.examples],
+        "correct": [e.correct for e in result.examples],
+        "score": [e.score for e in result.examples],
+        "option_scores": [list(e.option_scores) for e in result.examples],
+    })
+    metrics = pd.DataFrame({
+        "cell_hash": result.cell_hash,
+        "metric": [m.name for m in result.metrics],
+        "value": [m.value for m in result.metrics],
+        "n": [m.n for m in result.metrics],
+    })
+    with connect(path, read_only=False) as connection:
+        connection.execute("BEGIN")
+        previous = _first_row(
+            connection, "SELECT attempts FROM cells WHERE cell_hash = ?", [result.cell_hash])
+        attempts = (previous[0] if previous else 0) + 1
+        connection.execute(
+            "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "to_timestamp(?), to_timestamp(?), ?)",
+            [row["cell_hash"], row["variant_hash"], result.status, row["run_id"], row["model"],
+             row["method"], row["family"], row["strength_name"], row["strength"], row["setting"],
+             row["level"], row["seed"], row["cell"], result.error or None, attempts,
+             result.started_at, result.started_at + result.seconds, result.seconds],
+        )
+        if result.status == "done":
+            connection.register("metrics_frame", metrics)
+            connection.register("examples_frame", examples)
+            connection.execute("INSERT INTO results SELECT * FROM metrics_frame")
+            connection.execute("INSERT INTO examples SELECT * FROM examples_frame")
+        connection.execute("COMMIT")

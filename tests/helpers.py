@@ -1,0 +1,59 @@
+"""Tiny offline building blocks for tests: a trained byte-level BPE tokenizer, a random Llama."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CORPUS = (
+    "The capital of France is Paris.",
+    "Question: what is two plus two? Answer: four",
+    "the quick brown fox jumps over the lazy dog",
+    "Answer: A",
+    "A B C D",
+    "Paris London Berlin Rome",
+)
+
+
+def train_tokenizer(corpus: tuple[str, ...], adds_bos: bool) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (as GPT-2's and SmolLM2's) trained on `corpus`, offline."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus * 3, trainer)
+    if adds_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", tokenizer.token_to_id("<s>"))]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+
+
+def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    """A 2-block random Llama, small enough to evaluate hundreds of prompts in seconds."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        initializer_range=0.1, tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def save_tiny_model(folder: Path) -> Path:
+    """A transformers folder (config, safetensors, tokenizer) that jd loads as `source: local`."""
+    tokenizer = train_tokenizer(CORPUS, adds_bos=True)
+    model = tiny_llama(len(tokenizer))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

