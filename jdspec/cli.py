@@ -15,13 +15,18 @@ from rich.table import Table
 
 from jdspec.errors import SpecError, StoreBusy
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Study what compression does to pretrained language models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Study what compression does to pretrained language models.",
+)
 console = Console()
 errors = Console(stderr=True)
 
-StoreOption = Annotated[Path, typer.Option(
-    "--store", envvar="JD_STORE", help="The DuckDB store (env JD_STORE).")]
+StoreOption = Annotated[
+    Path, typer.Option("--store", envvar="JD_STORE", help="The DuckDB store (env JD_STORE).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 SpecArgument = Annotated[Path, typer.Argument(help="A study spec (YAML).")]
 DEFAULT_STORE = Path("store/jd.duckdb")
@@ -56,9 +61,14 @@ def _cell_text(value: Any) -> str:
 
 
 @app.command()
-def plan(spec: SpecArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False,
-         explain: Annotated[bool, typer.Option(help="Say why each cell is new, done or failed.")]
-         = False) -> None:
+def plan(
+    spec: SpecArgument,
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+    explain: Annotated[
+        bool, typer.Option(help="Say why each cell is new, done or failed.")
+    ] = False,
+) -> None:
     """What would run: cells new / done / failed, by compressed model.
 
     Example: jd plan specs/demo.yaml --explain
@@ -80,12 +90,20 @@ def plan(spec: SpecArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOp
         counts = count_statuses(planned)
         jobs = [_job_row(job) for job in planned]
         if as_json:
-            return _print_json({"spec": loaded.name, "store": str(store), "counts": counts,
-                                "jobs": jobs})
-        console.print(_table(f"{loaded.name}: {len(jobs)} compressed models", jobs,
-                             ["model", "family", "strength", "cells", "new", "done", "failed"]))
-        console.print(f"cells: {counts['new']} new, {counts['done']} done, "
-                      f"{counts['failed']} failed  (store {store})")
+            return _print_json(
+                {"spec": loaded.name, "store": str(store), "counts": counts, "jobs": jobs}
+            )
+        console.print(
+            _table(
+                f"{loaded.name}: {len(jobs)} compressed models",
+                jobs,
+                ["model", "family", "strength", "cells", "new", "done", "failed"],
+            )
+        )
+        console.print(
+            f"cells: {counts['new']} new, {counts['done']} done, "
+            f"{counts['failed']} failed  (store {store})"
+        )
         return None
 
     _guarded(action)
@@ -94,17 +112,23 @@ def plan(spec: SpecArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOp
 def _job_row(planned: Any) -> dict[str, Any]:
     job = planned.job
     return {
-        "model": job.cells[0].model, "family": job.compressor.family(),
-        "strength": job.compressor.strength(), "variant_hash": job.variant_hash,
-        "cells": len(job.cells), **{s: planned.statuses.count(s) for s in ("new", "done", "failed")},
+        "model": job.cells[0].model,
+        "family": job.compressor.family(),
+        "strength": job.compressor.strength(),
+        "variant_hash": job.variant_hash,
+        "cells": len(job.cells),
+        **{s: planned.statuses.count(s) for s in ("new", "done", "failed")},
     }
 
 
 @app.command()
-def run(spec: SpecArgument, store: StoreOption = DEFAULT_STORE,
-        resume: Annotated[bool, typer.Option(help="Also retry failed cells.")] = False,
-        limit: Annotated[int | None, typer.Option(min=1, help="Run at most N cells.")] = None,
-        as_json: JsonOption = False) -> None:
+def run(
+    spec: SpecArgument,
+    store: StoreOption = DEFAULT_STORE,
+    resume: Annotated[bool, typer.Option(help="Also retry failed cells.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Run at most N cells.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Run every cell that is not done yet, storing each as it finishes.
 
     Example: jd run specs/demo.yaml --resume
@@ -116,18 +140,22 @@ def run(spec: SpecArgument, store: StoreOption = DEFAULT_STORE,
         loaded = load_spec(spec)
         with _RunProgress(enabled=not as_json) as progress:
             try:
-                summary = run_spec(loaded, store, retry_failed=resume, limit=limit,
-                                   on_event=progress.update)
+                summary = run_spec(
+                    loaded, store, retry_failed=resume, limit=limit, on_event=progress.update
+                )
             except KeyboardInterrupt:
-                errors.print(f"interrupted: finished cells are stored; the cell in flight is "
-                             f"lost. Continue with: jd run {spec} --resume")
+                errors.print(
+                    f"interrupted: finished cells are stored; the cell in flight is "
+                    f"lost. Continue with: jd run {spec} --resume"
+                )
                 raise typer.Exit(130) from None
         if as_json:
             return _print_json(summary.__dict__)
-        console.print(f"{summary.status}: {summary.done} done, {summary.failed} failed, "
-                      f"{summary.already_done} already stored, {summary.left} left, "
-                      f"in {summary.seconds:.1f} s"
-                      + (f" (run {summary.run_id})" if summary.run_id else ""))
+        console.print(
+            f"{summary.status}: {summary.done} done, {summary.failed} failed, "
+            f"{summary.already_done} already stored, {summary.left} left, "
+            f"in {summary.seconds:.1f} s" + (f" (run {summary.run_id})" if summary.run_id else "")
+        )
         if summary.failed:
             console.print(f"see why with: jd plan {spec} --explain; retry with --resume")
         return None
@@ -140,8 +168,14 @@ class _RunProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=errors, disable=not enabled, transient=False)
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+            disable=not enabled,
+            transient=False,
+        )
         self.cells_task: Any = None
         self.examples_task: Any = None
 
@@ -156,6 +190,7 @@ class _RunProgress:
         from jdspec.run import CellFinished, RunStarted
 
         if isinstance(event, RunStarted):
+            _quiet_transformers()
             self.cells_task = self.progress.add_task("cells", total=event.cell_count)
             self.examples_task = self.progress.add_task("examples", total=None)
         elif isinstance(event, CellFinished):
@@ -164,17 +199,29 @@ class _RunProgress:
             self.progress.console.print(
                 f"{event.cell.model} {event.cell.compressor.family()} "
                 f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
-                + ", ".join(f"{m.name} {m.value:.3f}" for m in event.result.metrics) + mark)
+                + ", ".join(f"{m.name} {m.value:.3f}" for m in event.result.metrics)
+                + mark
+            )
         else:
             self.progress.update(self.examples_task, completed=event.done, total=event.total)
 
 
+def _quiet_transformers() -> None:
+    """transformers' own loading bars and notices would interleave with jd's progress."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
 @app.command()
-def report(spec: Annotated[Path | None, typer.Argument(help="A study spec (YAML).")] = None,
-           sql: Annotated[str | None, typer.Option(help="Read-only SQL over the store.")] = None,
-           out: Annotated[Path | None, typer.Option(help="Folder (default reports/<spec>).")]
-           = None,
-           store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+def report(
+    spec: Annotated[Path | None, typer.Argument(help="A study spec (YAML).")] = None,
+    sql: Annotated[str | None, typer.Option(help="Read-only SQL over the store.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder (default reports/<spec>).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+) -> None:
     """Statistics table and charts of a spec, or ad hoc read-only SQL over the store.
 
     Examples: jd report specs/demo.yaml;  jd report --sql "SELECT * FROM jd_results LIMIT 5"
@@ -208,22 +255,42 @@ def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> No
     loaded = load_spec(spec)
     rows = report_rows(loaded, store)
     if rows.empty:
-        raise SpecError(f"store {store} holds no done cell of {loaded.name}; "
-                        f"run: jd run {spec}")
+        raise SpecError(f"store {store} holds no done cell of {loaded.name}; run: jd run {spec}")
     written = write_report(loaded.name, rows, out or Path("reports") / loaded.name)
     if as_json:
-        return _print_json({
-            "trends": json.loads(written.trends.to_json(orient="records")),
-            "difficulty": json.loads(written.difficulty.to_json(orient="records")),
-            "files": [str(path) for path in written.paths]})
-    trend_columns = ["model", "family", "metric", "level", "difficulty", "spearman_rho",
-                     "slope", "slope_low", "slope_high"]
-    console.print(_table(f"{loaded.name}: drop against strength, per level",
-                         written.trends.to_dict("records"), trend_columns))
-    console.print(_table("across levels: Spearman of slope against difficulty",
-                         written.difficulty.to_dict("records"), list(written.difficulty.columns)))
+        return _print_json(
+            {
+                "trends": json.loads(written.trends.to_json(orient="records")),
+                "difficulty": json.loads(written.difficulty.to_json(orient="records")),
+                "files": [str(path) for path in written.paths],
+            }
+        )
+    trends = [_trend_text(row) for row in written.trends.to_dict("records")]
+    console.print(
+        _table(
+            f"{loaded.name}: normalized drop against strength, per level",
+            trends,
+            ["model", "family", "metric", "level", "difficulty", "Spearman ρ", "slope [95% CI]"],
+        )
+    )
+    across = [
+        {**row, "Spearman ρ": row["spearman_rho"], "levels": row["level_count"]}
+        for row in written.difficulty.to_dict("records")
+    ]
+    console.print(
+        _table(
+            "across levels: slope against difficulty (ρ > 0: harder levels lose more)",
+            across,
+            ["model", "family", "metric", "levels", "Spearman ρ"],
+        )
+    )
     console.print("written: " + ", ".join(str(path) for path in written.paths))
     return None
+
+
+def _trend_text(row: dict[str, Any]) -> dict[str, Any]:
+    interval = f"{row['slope']:.3f} [{row['slope_low']:.3f}, {row['slope_high']:.3f}]"
+    return {**row, "Spearman ρ": row["spearman_rho"], "slope [95% CI]": interval}
 
 
 @app.command()
@@ -240,9 +307,17 @@ def status(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> N
             return _print_json(summary)
         console.print(f"store {store}: " + (summary["writer"] or "no run in progress"))
         console.print(_table("specs", summary["specs"], ["spec", "done", "failed", "cells"]))
-        console.print(_table("recent runs", summary["runs"],
-                             ["run_id", "spec", "status", "started_at", "cells_done",
-                              "cells_failed", "git_sha", "device"]))
+        console.print(
+            _table(
+                "recent runs",
+                summary["runs"],
+                ["run_id", "spec", "status", "started_at", "cells_planned", "done", "failed"],
+            )
+        )
         return None
 
     _guarded(action)
+
+
+if __name__ == "__main__":
+    app()

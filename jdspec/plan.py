@@ -83,8 +83,11 @@ def cell_key(variant: dict[str, Any], level: Level, evaluation: Evaluation) -> d
     setting_version = SETTINGS.get(level.setting).version
     return {
         **variant,
-        "level": {"setting": level.setting, "setting_version": setting_version,
-                  **level.config.model_dump(mode="json")},
+        "level": {
+            "setting": level.setting,
+            "setting_version": setting_version,
+            **level.config.model_dump(mode="json"),
+        },
         "seed": evaluation.seed,
         "batch_size": evaluation.batch_size,
     }
@@ -109,8 +112,17 @@ def expand(spec: Spec) -> list[Job]:
             cells = []
             for level in levels:
                 key = cell_key(variant, level, spec.evaluation)
-                cells.append(Cell(content_hash(key), variant_hash, model_ref.label(), params,
-                                  level, spec.evaluation.seed, key))
+                cells.append(
+                    Cell(
+                        content_hash(key),
+                        variant_hash,
+                        model_ref.label(),
+                        params,
+                        level,
+                        spec.evaluation.seed,
+                        key,
+                    )
+                )
             jobs.append(Job(variant_hash, model_ref, params, spec.evaluation, tuple(cells)))
     return jobs
 

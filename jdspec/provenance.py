@@ -12,18 +12,39 @@ from pathlib import Path
 
 import jdspec
 
-PACKAGES = ("torch", "transformers", "datasets", "duckdb", "numpy", "scipy", "pydantic",
-            "safetensors", "gguf", "accelerate")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "duckdb",
+    "numpy",
+    "scipy",
+    "pydantic",
+    "safetensors",
+    "gguf",
+    "accelerate",
+)
 
 
 def git_sha() -> str:
     """The commit of the jd source tree, with '-dirty' when it has local changes; '' outside git."""
     source = Path(jdspec.__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=source, capture_output=True, text=True, timeout=5).stdout
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
     return sha + ("-dirty" if dirty.strip() else "")

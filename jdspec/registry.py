@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A dict of registered entries; a duplicate name raises, an unknown one suggests the closest."""
+    """Registered entries by name; a duplicate raises, an unknown name suggests the closest."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

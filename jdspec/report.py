@@ -20,7 +20,14 @@ PANEL_HEIGHT = 240
 LEVEL_COLORS = alt.SchemeParams(name="viridis", extent=[0.85, 0.0])
 # What one plotted point averages over seeds.
 POINT_KEYS = [
-    "model", "family", "strength_name", "strength", "setting", "level", "difficulty", "metric",
+    "model",
+    "family",
+    "strength_name",
+    "strength",
+    "setting",
+    "level",
+    "difficulty",
+    "metric",
 ]
 
 

@@ -4,7 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jdspec.compress.core import CompressionRecord
+
+@dataclass(frozen=True)
+class MatrixStats:
+    """Achieved compression of one weight matrix, measured on the weights."""
+
+    name: str
+    numel: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+@dataclass(frozen=True)
+class CompressionRecord:
+    """What a compressor did: per-matrix measurements, time taken, and notes (e.g. tie-breaking)."""
+
+    method: str
+    matrices: tuple[MatrixStats, ...]
+    seconds: float = 0.0
+    notes: str = ""
+
+    @property
+    def sparsity(self) -> float:
+        numel = sum(m.numel for m in self.matrices)
+        return sum(m.zeros for m in self.matrices) / numel if numel else 0.0
 
 
 @dataclass(frozen=True)
@@ -55,3 +81,12 @@ class CellResult:
     examples: tuple[ExampleRecord, ...] = ()
     error: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Examples finished in the cell in flight, out of its total."""
+
+    cell_hash: str
+    done: int
+    total: int

@@ -28,9 +28,8 @@ from jdspec.plan import (
     expand,
 )
 from jdspec.provenance import describe_run, device_description
-from jdspec.results import CellResult, VariantResult
+from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.spec import Spec
-from jdspec.worker import Progress
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,17 @@ def explain_cells(spec: Spec, store_path: Path) -> list[dict[str, Any]]:
 def cell_row(cell: Cell, run_id: str = "") -> dict[str, Any]:
     """The flattened columns stored beside a cell's JSON key."""
     return {
-        "cell_hash": cell.cell_hash, "variant_hash": cell.variant_hash, "run_id": run_id,
-        "model": cell.model, "method": cell.method, "family": cell.compressor.family(),
-        "strength_name": cell.compressor.strength_name(), "strength": cell.compressor.strength(),
-        "setting": cell.level.setting, "level": cell.level.label, "seed": cell.seed,
+        "cell_hash": cell.cell_hash,
+        "variant_hash": cell.variant_hash,
+        "run_id": run_id,
+        "model": cell.model,
+        "method": cell.method,
+        "family": cell.compressor.family(),
+        "strength_name": cell.compressor.strength_name(),
+        "strength": cell.compressor.strength(),
+        "setting": cell.level.setting,
+        "level": cell.level.label,
+        "seed": cell.seed,
         "cell": canonical_json(cell.key),
     }
 
@@ -106,8 +112,6 @@ def run_spec(
     on_event: EventCallback | None = None,
 ) -> RunSummary:
     """Run every cell that is not done (and failed ones with retry_failed), at most `limit`."""
-    from jdspec.backends.local import run_jobs
-
     started = time.time()
     description = f"jd run {spec.name}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
     with store.writer_lock(store_path, description):
@@ -118,8 +122,11 @@ def run_spec(
         already_done = sum(job.statuses.count("done") for job in planned)
         left = sum(len(job.job.cells) for job in planned) - already_done - cell_count
         if not work:
-            return RunSummary(None, 0, 0, already_done, left, "nothing to do",
-                              time.time() - started)
+            return RunSummary(
+                None, 0, 0, already_done, left, "nothing to do", time.time() - started
+            )
+        from jdspec.backends.local import run_jobs  # torch and transformers: only with work
+
         run_id = _begin(spec, store_path, cell_count)
         emit = on_event or (lambda event: None)
         emit(RunStarted(run_id, cell_count, len(work)))
@@ -138,8 +145,9 @@ def run_spec(
             status = "finished"
         finally:
             store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
-    return RunSummary(run_id, counts["done"], counts["failed"], already_done, left, status,
-                      time.time() - started)
+    return RunSummary(
+        run_id, counts["done"], counts["failed"], already_done, left, status, time.time() - started
+    )
 
 
 def _pending_work(
@@ -156,20 +164,28 @@ def _pending_work(
 
 def _members(spec: Spec, planned: list[PlannedJob]) -> pd.DataFrame:
     cells = [cell for job in planned for cell in job.job.cells]
-    return pd.DataFrame({
-        "spec": spec.name,
-        "cell_hash": [cell.cell_hash for cell in cells],
-        "level": [cell.level.label for cell in cells],
-        "difficulty": [cell.level.difficulty for cell in cells],
-    })
+    return pd.DataFrame(
+        {
+            "spec": spec.name,
+            "cell_hash": [cell.cell_hash for cell in cells],
+            "level": [cell.level.label for cell in cells],
+            "difficulty": [cell.level.difficulty for cell in cells],
+        }
+    )
 
 
 def _register_members(spec: Spec, planned: list[PlannedJob], store_path: Path) -> None:
     """Make the store know which cells this spec holds, writing only when something is new."""
     members = _members(spec, planned)
-    known = store.read_frame(
-        store_path, "SELECT cell_hash, level, difficulty FROM spec_cells WHERE spec = ?",
-        [spec.name]) if store_path.exists() else pd.DataFrame()
+    known = (
+        store.read_frame(
+            store_path,
+            "SELECT cell_hash, level, difficulty FROM spec_cells WHERE spec = ?",
+            [spec.name],
+        )
+        if store_path.exists()
+        else pd.DataFrame()
+    )
     if len(known) and set(zip(known.cell_hash, known.level, known.difficulty, strict=True)) >= set(
         zip(members.cell_hash, members.level, members.difficulty, strict=True)
     ):
@@ -179,12 +195,22 @@ def _register_members(spec: Spec, planned: list[PlannedJob], store_path: Path) -
 
 def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    store.begin_run(store_path, {
-        "run_id": run_id, "spec": spec.name, "spec_hash": content_hash(spec),
-        "command": " ".join(sys.argv), "status": "running", "started_at": pd.Timestamp.now(),
-        "pid": os.getpid(), "device": device_description(spec.evaluation.device),
-        "seed": spec.evaluation.seed, "cells_planned": cell_count, **describe_run(),
-    })
+    store.begin_run(
+        store_path,
+        {
+            "run_id": run_id,
+            "spec": spec.name,
+            "spec_hash": content_hash(spec),
+            "command": " ".join(sys.argv),
+            "status": "running",
+            "started_at": pd.Timestamp.now(),
+            "pid": os.getpid(),
+            "device": device_description(spec.evaluation.device),
+            "seed": spec.evaluation.seed,
+            "cells_planned": cell_count,
+            **describe_run(),
+        },
+    )
     return run_id
 
 
@@ -192,11 +218,13 @@ def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
     """The spec's done results, one row per cell and metric, with this spec's levels."""
     cells = all_cells(expand(spec))
     metrics = spec.reported_metrics()
-    wanted = pd.DataFrame({
-        "cell_hash": [cell.cell_hash for cell in cells],
-        "level": [cell.level.label for cell in cells],
-        "difficulty": [cell.level.difficulty for cell in cells],
-    })
+    wanted = pd.DataFrame(
+        {
+            "cell_hash": [cell.cell_hash for cell in cells],
+            "level": [cell.level.label for cell in cells],
+            "difficulty": [cell.level.difficulty for cell in cells],
+        }
+    )
     stored = store.done_results(store_path, wanted["cell_hash"].tolist())
     if stored.empty:
         return stored

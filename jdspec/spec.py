@@ -43,7 +43,7 @@ class OfflineModel(BaseModel, extra="forbid", frozen=True):
         return Path(self.files[0]).name.split(".")[0]
 
 
-ModelRef = Annotated[Union[HubModel, LocalModel, OfflineModel], Field(discriminator="source")]
+ModelRef = Annotated[HubModel | LocalModel | OfflineModel, Field(discriminator="source")]
 
 
 def _tagged_union(models: list[type], tag: str) -> Any:
@@ -161,7 +161,9 @@ def _sweep_field(path: Path, entry: dict, at: tuple, lines: dict[tuple, int]) ->
         return SpecError(f"{path}, line {_line(lines, where)}, {_dotted(where)}: {message}")
 
     if method not in COMPRESSORS.names():
-        raise fail((*at, "method"), unknown_name_message("method", str(method), COMPRESSORS.names()))
+        raise fail(
+            (*at, "method"), unknown_name_message("method", str(method), COMPRESSORS.names())
+        )
     allowed = COMPRESSORS.get(method).strength_fields
     if not allowed:
         raise fail((*at, "sweep"), f"method {method!r} has no strength to sweep")
@@ -205,13 +207,19 @@ def _strip_tags(loc: tuple, data: Any) -> tuple:
     """Drop pydantic's union-member names ('magnitude', 'offline') from an error location."""
     kept, node = [], data
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part not in node:
-            if part in {node.get("method"), node.get("setting"), node.get("source")}:
-                continue
+        is_tag = isinstance(node, dict) and isinstance(part, str) and part not in node
+        if is_tag and part in {node.get("method"), node.get("setting"), node.get("source")}:
+            continue
         kept.append(part)
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node)
-            else None)
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (
+                node[part]
+                if isinstance(node, list) and isinstance(part, int) and part < len(node)
+                else None
+            )
+        )
     return tuple(kept)
 
 

@@ -17,13 +17,30 @@ DENSE_FAMILY = "dense"
 DENSE_KEYS = ["model", "setting", "level", "seed", "metric"]
 CURVE_KEYS = ["model", "family", "strength_name", "setting", "level", "seed", "metric"]
 DROP_COLUMNS = [
-    "model", "family", "strength_name", "strength", "setting", "level", "difficulty",
-    "seed", "metric", "dense", "value", "drop", "n",
+    "model",
+    "family",
+    "strength_name",
+    "strength",
+    "setting",
+    "level",
+    "difficulty",
+    "seed",
+    "metric",
+    "dense",
+    "value",
+    "drop",
+    "n",
 ]
 LEVEL_KEYS = ["model", "family", "setting", "metric", "level"]
 TREND_COLUMNS = [
-    *LEVEL_KEYS, "difficulty", "strength_count",
-    "spearman_rho", "spearman_p", "slope", "slope_low", "slope_high",
+    *LEVEL_KEYS,
+    "difficulty",
+    "strength_count",
+    "spearman_rho",
+    "spearman_p",
+    "slope",
+    "slope_low",
+    "slope_high",
 ]
 FAMILY_KEYS = ["model", "family", "setting", "metric"]
 DIFFICULTY_COLUMNS = [*FAMILY_KEYS, "level_count", "spearman_rho", "spearman_p"]
@@ -109,13 +126,18 @@ def level_trends(drops: pd.DataFrame) -> pd.DataFrame:
         drop = curve["drop"].to_numpy(dtype=float)
         rho, p = _spearman(strength, drop)
         slope, slope_low, slope_high = _theil_sen(strength, drop)
-        records.append({
-            **dict(zip(LEVEL_KEYS, key, strict=True)),
-            "difficulty": float(curve["difficulty"].mean()) if len(curve) else float("nan"),
-            "strength_count": len(curve),
-            "spearman_rho": rho, "spearman_p": p,
-            "slope": slope, "slope_low": slope_low, "slope_high": slope_high,
-        })
+        records.append(
+            {
+                **dict(zip(LEVEL_KEYS, key, strict=True)),
+                "difficulty": float(curve["difficulty"].mean()) if len(curve) else float("nan"),
+                "strength_count": len(curve),
+                "spearman_rho": rho,
+                "spearman_p": p,
+                "slope": slope,
+                "slope_low": slope_low,
+                "slope_high": slope_high,
+            }
+        )
     return pd.DataFrame(records, columns=TREND_COLUMNS)
 
 
@@ -130,8 +152,12 @@ def difficulty_trend(trends: pd.DataFrame) -> pd.DataFrame:
         rho, p = _spearman(
             family["difficulty"].to_numpy(dtype=float), family["slope"].to_numpy(dtype=float)
         )
-        records.append({
-            **dict(zip(FAMILY_KEYS, key, strict=True)),
-            "level_count": len(family), "spearman_rho": rho, "spearman_p": p,
-        })
+        records.append(
+            {
+                **dict(zip(FAMILY_KEYS, key, strict=True)),
+                "level_count": len(family),
+                "spearman_rho": rho,
+                "spearman_p": p,
+            }
+        )
     return pd.DataFrame(records, columns=DIFFICULTY_COLUMNS)

@@ -12,14 +12,24 @@ from jdspec import store
 def store_status(path: Path) -> dict[str, Any]:
     """Specs with their done/failed counts, the ten latest runs, and who is writing now."""
     holder = store.read_lock_holder(path)
-    specs = store.read_frame(path, """
+    specs = store.read_frame(
+        path,
+        """
         SELECT s.spec, count(*) AS cells,
                count(*) FILTER (WHERE c.status = 'done') AS done,
                count(*) FILTER (WHERE c.status = 'failed') AS failed
-        FROM spec_cells s LEFT JOIN cells c USING (cell_hash) GROUP BY s.spec ORDER BY s.spec""")
-    runs = store.read_frame(path, """
-        SELECT run_id, spec, status, started_at, finished_at, cells_planned, cells_done,
-               cells_failed, git_sha, device, pid FROM runs ORDER BY started_at DESC LIMIT 10""")
+        FROM spec_cells s LEFT JOIN cells c USING (cell_hash) GROUP BY s.spec ORDER BY s.spec""",
+    )
+    runs = store.read_frame(
+        path,
+        """
+        SELECT r.run_id, r.spec, r.status, r.started_at, r.finished_at, r.cells_planned,
+               count(c.cell_hash) FILTER (WHERE c.status = 'done') AS done,
+               count(c.cell_hash) FILTER (WHERE c.status = 'failed') AS failed,
+               r.git_sha, r.device, r.pid
+        FROM runs r LEFT JOIN cells c ON c.run_id = r.run_id
+        GROUP BY ALL ORDER BY r.started_at DESC LIMIT 10""",
+    )
     if len(runs):
         # A 'running' run whose process does not hold the writer lock was killed.
         writer_pid = holder.pid if holder else None

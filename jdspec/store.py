@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import pandas as pd
@@ -135,13 +135,13 @@ def writer_lock(path: Path, description: str) -> Iterator[None]:
     lock_path = Path(f"{path}.lock")
     handle = open(lock_path, "a+")  # noqa: SIM115  (held for the whole run)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_exclusive(handle):
             holder = read_lock_holder(path)
             who = holder.description if holder else "another process"
-            raise StoreBusy(f"store {path} is being written by {who}; wait for it to finish "
-                            f"or stop it, then run again (reading commands work meanwhile)")
+            raise StoreBusy(
+                f"store {path} is being written by {who}; wait for it to finish "
+                f"or stop it, then run again (reading commands work meanwhile)"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "description": description}))
@@ -149,6 +149,17 @@ def writer_lock(path: Path, description: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _try_exclusive(handle: IO[str], attempts: int = 10) -> bool:
+    """Take the lock, retrying for half a second: `jd status` holds it shared for an instant."""
+    for _ in range(attempts):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.05)
+    return False
 
 
 def read_lock_holder(path: Path) -> LockHolder | None:
@@ -189,8 +200,9 @@ def user_query(path: Path, sql: str) -> pd.DataFrame:
             return connection.execute(sql).df()
         except duckdb.Error as error:
             first_line = str(error).splitlines()[0]
-            raise SpecError(f"--sql refused or failed: the store is read-only here; "
-                            f"{first_line}") from None
+            raise SpecError(
+                f"--sql refused or failed: the store is read-only here; {first_line}"
+            ) from None
 
 
 def cell_states(path: Path, cell_hashes: list[str]) -> pd.DataFrame:
@@ -241,26 +253,35 @@ def finish_run(path: Path, run_id: str, status: str, done: int, failed: int) -> 
     with connect(path, read_only=False) as connection:
         connection.execute(
             "UPDATE runs SET status = ?, finished_at = now(), cells_done = ?, cells_failed = ? "
-            "WHERE run_id = ?", [status, done, failed, run_id],
+            "WHERE run_id = ?",
+            [status, done, failed, run_id],
         )
 
 
 def write_variant(path: Path, result: VariantResult, run_id: str) -> None:
     """The achieved compression, per matrix and overall; the first measurement is kept."""
     record = result.compression
-    matrices = pd.DataFrame({
-        "variant_hash": result.variant_hash,
-        "matrix": [m.name for m in record.matrices],
-        "numel": [m.numel for m in record.matrices],
-        "zeros": [m.zeros for m in record.matrices],
-        "sparsity": [m.sparsity for m in record.matrices],
-    })
+    matrices = pd.DataFrame(
+        {
+            "variant_hash": result.variant_hash,
+            "matrix": [m.name for m in record.matrices],
+            "numel": [m.numel for m in record.matrices],
+            "zeros": [m.zeros for m in record.matrices],
+            "sparsity": [m.sparsity for m in record.matrices],
+        }
+    )
     with connect(path, read_only=False) as connection:
         connection.execute("BEGIN")
         connection.execute(
             "INSERT OR IGNORE INTO variants VALUES (?, ?, ?, ?, ?, ?, now())",
-            [result.variant_hash, record.method, record.sparsity, record.seconds, record.notes,
-             run_id],
+            [
+                result.variant_hash,
+                record.method,
+                record.sparsity,
+                record.seconds,
+                record.notes,
+                run_id,
+            ],
         )
         connection.register("matrices", matrices)
         connection.execute("INSERT OR IGNORE INTO variant_matrices SELECT * FROM matrices")
@@ -269,34 +290,55 @@ def write_variant(path: Path, result: VariantResult, run_id: str) -> None:
 
 def write_cell(path: Path, row: dict[str, Any], result: CellResult) -> None:
     """A cell's status, metrics and examples in one transaction: all of them or none."""
-    examples = pd.DataFrame({
-        "cell_hash": result.cell_hash,
-        "example_id": [e.example_id for e in result.examples],
-        "prompt_hash": [e.prompt_hash for e in result.examples],
-        "prediction": [e.prediction for e in result.examples],
-        "gold": [e.gold for e in result.examples],
-        "correct": [e.correct for e in result.examples],
-        "score": [e.score for e in result.examples],
-        "option_scores": [list(e.option_scores) for e in result.examples],
-    })
-    metrics = pd.DataFrame({
-        "cell_hash": result.cell_hash,
-        "metric": [m.name for m in result.metrics],
-        "value": [m.value for m in result.metrics],
-        "n": [m.n for m in result.metrics],
-    })
+    examples = pd.DataFrame(
+        {
+            "cell_hash": result.cell_hash,
+            "example_id": [e.example_id for e in result.examples],
+            "prompt_hash": [e.prompt_hash for e in result.examples],
+            "prediction": [e.prediction for e in result.examples],
+            "gold": [e.gold for e in result.examples],
+            "correct": [e.correct for e in result.examples],
+            "score": [e.score for e in result.examples],
+            "option_scores": [list(e.option_scores) for e in result.examples],
+        }
+    )
+    metrics = pd.DataFrame(
+        {
+            "cell_hash": result.cell_hash,
+            "metric": [m.name for m in result.metrics],
+            "value": [m.value for m in result.metrics],
+            "n": [m.n for m in result.metrics],
+        }
+    )
     with connect(path, read_only=False) as connection:
         connection.execute("BEGIN")
         previous = _first_row(
-            connection, "SELECT attempts FROM cells WHERE cell_hash = ?", [result.cell_hash])
+            connection, "SELECT attempts FROM cells WHERE cell_hash = ?", [result.cell_hash]
+        )
         attempts = (previous[0] if previous else 0) + 1
         connection.execute(
             "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "to_timestamp(?), to_timestamp(?), ?)",
-            [row["cell_hash"], row["variant_hash"], result.status, row["run_id"], row["model"],
-             row["method"], row["family"], row["strength_name"], row["strength"], row["setting"],
-             row["level"], row["seed"], row["cell"], result.error or None, attempts,
-             result.started_at, result.started_at + result.seconds, result.seconds],
+            [
+                row["cell_hash"],
+                row["variant_hash"],
+                result.status,
+                row["run_id"],
+                row["model"],
+                row["method"],
+                row["family"],
+                row["strength_name"],
+                row["strength"],
+                row["setting"],
+                row["level"],
+                row["seed"],
+                row["cell"],
+                result.error or None,
+                attempts,
+                result.started_at,
+                result.started_at + result.seconds,
+                result.seconds,
+            ],
         )
         if result.status == "done":
             connection.register("metrics_frame", metrics)

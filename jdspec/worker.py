@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 
@@ -16,18 +15,8 @@ from jdspec.compress import apply_compressor
 from jdspec.evaluate import score_loglikelihood
 from jdspec.models import load_model
 from jdspec.plan import Cell, Job
-from jdspec.results import CellResult, VariantResult
+from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.tasks import mcq
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Examples finished in the cell in flight, out of its total."""
-
-    cell_hash: str
-    done: int
-    total: int
-
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -79,7 +68,14 @@ def evaluate_cell(
         scores = score_loglikelihood(model, tokenizer, requests, batch_size, advance)
         result = mcq.score(level, items, requests, scores)
     except Exception:
-        return CellResult(cell.cell_hash, "failed", started, time.time() - started,
-                          error=traceback.format_exc())
-    return CellResult(cell.cell_hash, "done", started, time.time() - started,
-                      metrics=result.metrics, examples=result.examples)
+        return CellResult(
+            cell.cell_hash, "failed", started, time.time() - started, error=traceback.format_exc()
+        )
+    return CellResult(
+        cell.cell_hash,
+        "done",
+        started,
+        time.time() - started,
+        metrics=result.metrics,
+        examples=result.examples,
+    )

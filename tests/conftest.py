@@ -27,8 +27,10 @@ def tiny_spec(model_dir: Path, **overrides: object) -> dict:
             {"method": "magnitude", "mask_structure": "2:4"},
         ],
         "spectrum": {
-            "setting": "option_count", "dataset": {"name": "arc_easy"},
-            "answer_format": "cloze", "levels": [{"option_count": 2}, {"option_count": 4}],
+            "setting": "option_count",
+            "dataset": {"name": "arc_easy"},
+            "answer_format": "cloze",
+            "levels": [{"option_count": 2}, {"option_count": 4}],
         },
         "evaluation": {"n_examples": 12, "batch_size": 4},
     }

@@ -43,9 +43,15 @@ def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
     """A 2-block random Llama, small enough to evaluate hundreds of prompts in seconds."""
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        initializer_range=0.1, tie_word_embeddings=False,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        initializer_range=0.1,
+        tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config).eval()
 

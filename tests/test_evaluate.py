@@ -21,7 +21,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from jdspec.evaluate import LoglikelihoodRequest, _encode, prompt_hash, score_loglikelihood
+from jdspec.evaluate import _encode, score_loglikelihood
+from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from tests.helpers import CORPUS, train_tokenizer
 
 # Contexts of 1 to 12 tokens, listed out of length order; continuations of 1, 2 and 5 tokens.

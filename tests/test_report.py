@@ -25,14 +25,24 @@ def _rows() -> pd.DataFrame:
             for family, rate in families.items():
                 for strength in [0.0] if family == "dense" else STRENGTHS:
                     loss = min(1.0, rate * difficulty / 8 * strength**2 + 0.01 * seed)
-                    records.append({
-                        "spec": "demo", "model": "tiny", "method": family.split()[0],
-                        "family": family, "strength_name": "sparsity", "strength": strength,
-                        "setting": "option_count", "level": level, "difficulty": difficulty,
-                        "seed": seed, "metric": "accuracy",
-                        "value": dense_value if family == "dense" else dense_value * (1 - loss),
-                        "n": 50, "cell_hash": f"{family}-{strength}-{level}-{seed}",
-                    })
+                    records.append(
+                        {
+                            "spec": "demo",
+                            "model": "tiny",
+                            "method": family.split()[0],
+                            "family": family,
+                            "strength_name": "sparsity",
+                            "strength": strength,
+                            "setting": "option_count",
+                            "level": level,
+                            "difficulty": difficulty,
+                            "seed": seed,
+                            "metric": "accuracy",
+                            "value": dense_value if family == "dense" else dense_value * (1 - loss),
+                            "n": 50,
+                            "cell_hash": f"{family}-{strength}-{level}-{seed}",
+                        }
+                    )
     return pd.DataFrame(records)
 
 
@@ -52,7 +62,9 @@ def test_tables_round_trip_and_equal_the_statistics(report: Report) -> None:
     drops = normalized_drops(_rows())
     trends = level_trends(drops)
     expected = {
-        "drops.csv": drops, "trends.csv": trends, "difficulty.csv": difficulty_trend(trends),
+        "drops.csv": drops,
+        "trends.csv": trends,
+        "difficulty.csv": difficulty_trend(trends),
     }
     out_dir = report.paths[0].parent
     for name, table in expected.items():

@@ -59,21 +59,41 @@ def _error(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("sparsity: [0.1, 0.5]", "sparsity: [0.1, 1.5]",
-         ["line 8", "compressors[0].sweep.sparsity[1]", "less than 1", "1.5"]),
-        ('["7:8", "2:8"]', '["9:8"]', ["line 11", "compressors[1].sweep.mask_structure[0]",
-                                       "1 <= N <= M", "9:8"]),
-        ("  - method: magnitude\n    sweep:\n      sparsity",
-         "  - method: wand\n    sweep:\n      sparsity",
-         ["line 6", "compressors[0].method", "unknown method 'wand'"]),
-        ("{name: mmlu, source: hub}", "{name: mmlux, source: hub}",
-         ["line 14", "spectrum.dataset.name", "unknown data set 'mmlux'", "did you mean 'mmlu'"]),
-        ("levels: [{shots: 5}, {shots: 0}]", "levels: [{shots: five}]",
-         ["line 15", "spectrum.levels[0].shots", "valid integer", "five"]),
-        ("    id: lmsys/vicuna-7b-v1.3", "    id: lmsys/vicuna-7b-v1.3\n    revison: main",
-         ["line 5", "models[0].revison", "unknown field"]),
-        ("setting: k_shot", "setting: kshot", ["line 13", "spectrum.setting",
-                                               "unknown setting 'kshot'", "did you mean 'k_shot'"]),
+        (
+            "sparsity: [0.1, 0.5]",
+            "sparsity: [0.1, 1.5]",
+            ["line 8", "compressors[0].sweep.sparsity[1]", "less than 1", "1.5"],
+        ),
+        (
+            '["7:8", "2:8"]',
+            '["9:8"]',
+            ["line 11", "compressors[1].sweep.mask_structure[0]", "1 <= N <= M", "9:8"],
+        ),
+        (
+            "  - method: magnitude\n    sweep:\n      sparsity",
+            "  - method: wand\n    sweep:\n      sparsity",
+            ["line 6", "compressors[0].method", "unknown method 'wand'"],
+        ),
+        (
+            "{name: mmlu, source: hub}",
+            "{name: mmlux, source: hub}",
+            ["line 14", "spectrum.dataset.name", "unknown data set 'mmlux'", "did you mean 'mmlu'"],
+        ),
+        (
+            "levels: [{shots: 5}, {shots: 0}]",
+            "levels: [{shots: five}]",
+            ["line 15", "spectrum.levels[0].shots", "valid integer", "five"],
+        ),
+        (
+            "    id: lmsys/vicuna-7b-v1.3",
+            "    id: lmsys/vicuna-7b-v1.3\n    revison: main",
+            ["line 5", "models[0].revison", "unknown field"],
+        ),
+        (
+            "setting: k_shot",
+            "setting: kshot",
+            ["line 13", "spectrum.setting", "unknown setting 'kshot'", "did you mean 'k_shot'"],
+        ),
     ],
 )
 def test_bad_specs_name_line_and_field(
@@ -87,22 +107,32 @@ def test_bad_specs_name_line_and_field(
 
 
 def test_unknown_method_without_sweep_suggests_closest(tmp_path: Path) -> None:
-    message = _error(tmp_path, GOOD.replace("  - method: magnitude\n    sweep:\n      sparsity",
-                                            "  - method: magnitud\n    sweep:\n      sparsity", 1)
-                     .replace("  - method: magnitude\n    sweep:\n      mask",
-                              "  - method: magnitudo\n    scope: layer\n    sweep:\n      mask"))
+    message = _error(
+        tmp_path,
+        GOOD.replace(
+            "  - method: magnitude\n    sweep:\n      sparsity",
+            "  - method: magnitud\n    sweep:\n      sparsity",
+            1,
+        ).replace(
+            "  - method: magnitude\n    sweep:\n      mask",
+            "  - method: magnitudo\n    scope: layer\n    sweep:\n      mask",
+        ),
+    )
     assert "did you mean 'magnitude'" in message
 
 
 def test_sweep_of_a_field_that_is_no_strength(tmp_path: Path) -> None:
     message = _error(tmp_path, GOOD.replace("sparsity: [0.1, 0.5]", "scope: [layer, global]"))
     assert "compressors[0].sweep.scope" in message and "sweeps one of sparsity, mask_structure" in (
-        message)
+        message
+    )
 
 
 def test_both_structures_is_an_error(tmp_path: Path) -> None:
-    text = GOOD.replace("    sweep:\n      sparsity: [0.1, 0.5]",
-                        "    mask_structure: '2:4'\n    sweep:\n      sparsity: [0.1, 0.5]")
+    text = GOOD.replace(
+        "    sweep:\n      sparsity: [0.1, 0.5]",
+        "    mask_structure: '2:4'\n    sweep:\n      sparsity: [0.1, 0.5]",
+    )
     message = _error(tmp_path, text)
     assert "compressors[0]" in message and "exactly one of sparsity" in message
 
@@ -126,12 +156,14 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 def test_repeated_level_and_unknown_metric(tmp_path: Path) -> None:
     assert "shots repeated: 5" in _error(
-        tmp_path, GOOD.replace("[{shots: 5}, {shots: 0}]", "[{shots: 5}, {shots: 5}]"))
+        tmp_path, GOOD.replace("[{shots: 5}, {shots: 0}]", "[{shots: 5}, {shots: 5}]")
+    )
     assert "unknown metric 'acc'" in _error(tmp_path, GOOD + "metrics: [acc]\n")
 
 
 def test_local_model_path_is_relative_to_the_spec(tmp_path: Path) -> None:
-    text = GOOD.replace("  - source: hub\n    id: lmsys/vicuna-7b-v1.3",
-                        "  - source: local\n    path: models/mine")
+    text = GOOD.replace(
+        "  - source: hub\n    id: lmsys/vicuna-7b-v1.3", "  - source: local\n    path: models/mine"
+    )
     spec = load_spec(_write(tmp_path, text))
     assert spec.models[0].path == str((tmp_path / "models" / "mine").resolve())

@@ -23,27 +23,44 @@ from jdspec.stats import (
 
 
 def _row(
-    family: str, strength: float, level: str, value: float, *,
-    seed: int = 0, difficulty: float | None = None, model: str = "tiny", metric: str = "accuracy",
+    family: str,
+    strength: float,
+    level: str,
+    value: float,
+    *,
+    seed: int = 0,
+    difficulty: float | None = None,
+    model: str = "tiny",
+    metric: str = "accuracy",
 ) -> dict[str, object]:
     """One result row; a level's difficulty defaults to its trailing number ('4 options' -> 4)."""
     dense = family == "dense"
     return {
-        "spec": "demo", "model": model, "method": "none" if dense else "magnitude",
-        "family": family, "strength_name": "sparsity", "strength": strength,
-        "setting": "option_count", "level": level,
+        "spec": "demo",
+        "model": model,
+        "method": "none" if dense else "magnitude",
+        "family": family,
+        "strength_name": "sparsity",
+        "strength": strength,
+        "setting": "option_count",
+        "level": level,
         "difficulty": float(level.split()[0]) if difficulty is None else difficulty,
-        "seed": seed, "metric": metric, "value": value, "n": 100,
+        "seed": seed,
+        "metric": metric,
+        "value": value,
+        "n": 100,
         "cell_hash": f"{family}-{strength}-{level}-{seed}-{metric}-{model}",
     }
 
 
 def test_drops_are_exact_and_each_curve_starts_at_the_dense_origin() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "2 options", 0.8),
-        _row("magnitude", 0.5, "2 options", 0.6),
-        _row("magnitude", 0.7, "2 options", 0.2),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", 0.8),
+            _row("magnitude", 0.5, "2 options", 0.6),
+            _row("magnitude", 0.7, "2 options", 0.2),
+        ]
+    )
     drops = normalized_drops(rows)
     assert list(drops.columns) == DROP_COLUMNS
     assert drops["strength"].tolist() == [0.0, 0.5, 0.7]
@@ -54,11 +71,13 @@ def test_drops_are_exact_and_each_curve_starts_at_the_dense_origin() -> None:
 
 
 def test_each_family_gets_its_own_origin() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "2 options", 0.5),
-        _row("magnitude", 0.5, "2 options", 0.25),
-        _row("magnitude global", 0.5, "2 options", 0.5),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", 0.5),
+            _row("magnitude", 0.5, "2 options", 0.25),
+            _row("magnitude global", 0.5, "2 options", 0.5),
+        ]
+    )
     drops = normalized_drops(rows)
     origins = drops.loc[drops["strength"] == 0.0]
     assert sorted(origins["family"]) == ["magnitude", "magnitude global"]
@@ -67,12 +86,14 @@ def test_each_family_gets_its_own_origin() -> None:
 
 
 def test_rows_without_a_dense_partner_are_left_out_and_counted() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "2 options", 0.8),
-        _row("magnitude", 0.5, "2 options", 0.4),
-        _row("magnitude", 0.5, "4 options", 0.3),  # no dense "4 options"
-        _row("magnitude", 0.5, "2 options", 0.3, seed=1),  # no dense seed 1
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", 0.8),
+            _row("magnitude", 0.5, "2 options", 0.4),
+            _row("magnitude", 0.5, "4 options", 0.3),  # no dense "4 options"
+            _row("magnitude", 0.5, "2 options", 0.3, seed=1),  # no dense seed 1
+        ]
+    )
     drops = normalized_drops(rows)
     assert count_missing_dense(rows) == 2
     assert set(drops["level"]) == {"2 options"}
@@ -81,21 +102,25 @@ def test_rows_without_a_dense_partner_are_left_out_and_counted() -> None:
 
 
 def test_dense_zero_gives_nan_drop_not_inf() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "8 options", 0.0),
-        _row("magnitude", 0.5, "8 options", 0.1),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "8 options", 0.0),
+            _row("magnitude", 0.5, "8 options", 0.1),
+        ]
+    )
     drops = normalized_drops(rows)
     assert drops["drop"].isna().all()
     assert not np.isinf(drops["drop"]).any()
 
 
 def test_duplicate_dense_rows_are_refused() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "2 options", 0.8),
-        _row("dense", 0.0, "2 options", 0.7),
-        _row("magnitude", 0.5, "2 options", 0.4),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", 0.8),
+            _row("dense", 0.0, "2 options", 0.7),
+            _row("magnitude", 0.5, "2 options", 0.4),
+        ]
+    )
     with pytest.raises(ValueError, match="several dense rows"):
         normalized_drops(rows)
 
@@ -139,13 +164,15 @@ def test_spearman_is_one_on_a_monotone_curve() -> None:
 
 
 def test_too_few_or_constant_points_give_nan_without_warnings() -> None:
-    rows = pd.DataFrame([
-        _row("dense", 0.0, "2 options", 1.0),
-        _row("magnitude", 0.5, "2 options", 0.5),  # 2 strengths: no Spearman
-        _row("dense", 0.0, "4 options", 1.0),
-        _row("magnitude", 0.5, "4 options", 1.0),
-        _row("magnitude", 0.7, "4 options", 1.0),  # constant drop 0: no Spearman
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", 1.0),
+            _row("magnitude", 0.5, "2 options", 0.5),  # 2 strengths: no Spearman
+            _row("dense", 0.0, "4 options", 1.0),
+            _row("magnitude", 0.5, "4 options", 1.0),
+            _row("magnitude", 0.7, "4 options", 1.0),  # constant drop 0: no Spearman
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trends = level_trends(normalized_drops(rows)).set_index("level")
@@ -158,11 +185,14 @@ def test_too_few_or_constant_points_give_nan_without_warnings() -> None:
 
 def test_seeds_are_averaged_before_the_trend() -> None:
     seed_values = {0: [0.8, 0.6, 0.4], 1: [0.6, 0.2, 0.0]}  # dense 1.0 for both seeds
-    rows = pd.DataFrame([
-        _row("magnitude", strength, "2 options", value, seed=seed)
-        for seed, values in seed_values.items()
-        for strength, value in zip((0.2, 0.4, 0.6), values, strict=True)
-    ] + [_row("dense", 0.0, "2 options", 1.0, seed=seed) for seed in seed_values])
+    rows = pd.DataFrame(
+        [
+            _row("magnitude", strength, "2 options", value, seed=seed)
+            for seed, values in seed_values.items()
+            for strength, value in zip((0.2, 0.4, 0.6), values, strict=True)
+        ]
+        + [_row("dense", 0.0, "2 options", 1.0, seed=seed) for seed in seed_values]
+    )
     [trend] = level_trends(normalized_drops(rows)).to_dict("records")
     # Mean drops per strength: 0 at 0, 0.3 at 0.2, 0.6 at 0.4, 0.8 at 0.6.
     x, y = [0.0, 0.2, 0.4, 0.6], [0.0, 0.3, 0.6, 0.8]
@@ -173,11 +203,14 @@ def test_seeds_are_averaged_before_the_trend() -> None:
 
 def _three_level_rows(slopes: dict[str, float]) -> pd.DataFrame:
     """Linear drop curves, drop = slope * strength, one per level, dense value 1."""
-    return pd.DataFrame([
-        _row("magnitude", strength, level, 1.0 - slope * strength)
-        for level, slope in slopes.items()
-        for strength in (0.25, 0.5, 0.75)
-    ] + [_row("dense", 0.0, level, 1.0) for level in slopes])
+    return pd.DataFrame(
+        [
+            _row("magnitude", strength, level, 1.0 - slope * strength)
+            for level, slope in slopes.items()
+            for strength in (0.25, 0.5, 0.75)
+        ]
+        + [_row("dense", 0.0, level, 1.0) for level in slopes]
+    )
 
 
 def test_difficulty_trend_is_positive_when_harder_levels_lose_more() -> None:
@@ -196,13 +229,17 @@ def test_difficulty_trend_is_negative_when_easier_levels_lose_more() -> None:
 
 
 def test_levels_without_a_slope_are_not_counted() -> None:
-    rows = pd.concat([
-        _three_level_rows({"2 options": 0.2, "4 options": 0.5}),
-        pd.DataFrame([
-            _row("dense", 0.0, "8 options", 0.0),
-            _row("magnitude", 0.5, "8 options", 0.0),
-        ]),
-    ])
+    rows = pd.concat(
+        [
+            _three_level_rows({"2 options": 0.2, "4 options": 0.5}),
+            pd.DataFrame(
+                [
+                    _row("dense", 0.0, "8 options", 0.0),
+                    _row("magnitude", 0.5, "8 options", 0.0),
+                ]
+            ),
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         [family] = difficulty_trend(level_trends(normalized_drops(rows))).to_dict("records")

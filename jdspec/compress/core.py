@@ -6,14 +6,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-import torch
 from pydantic import BeforeValidator, PlainSerializer
-from torch import nn
 
 from jdspec.errors import SpecError
 from jdspec.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+from jdspec.results import CompressionRecord, MatrixStats
 
 
 @dataclass(frozen=True, order=True)
@@ -65,34 +67,6 @@ class CompressorParams(Protocol):
 
 
 @dataclass(frozen=True)
-class MatrixStats:
-    """Achieved compression of one weight matrix, measured on the weights."""
-
-    name: str
-    numel: int
-    zeros: int
-
-    @property
-    def sparsity(self) -> float:
-        return self.zeros / self.numel if self.numel else 0.0
-
-
-@dataclass(frozen=True)
-class CompressionRecord:
-    """What a compressor did: per-matrix measurements, time taken, and notes (e.g. tie-breaking)."""
-
-    method: str
-    matrices: tuple[MatrixStats, ...]
-    seconds: float = 0.0
-    notes: str = ""
-
-    @property
-    def sparsity(self) -> float:
-        numel = sum(m.numel for m in self.matrices)
-        return sum(m.zeros for m in self.matrices) / numel if numel else 0.0
-
-
-@dataclass(frozen=True)
 class Compressor:
     """A registered method: its params model, its version and its function."""
 
@@ -119,6 +93,8 @@ def register_compressor(
 
 def apply_compressor(model: nn.Module, params: Any) -> CompressionRecord:
     """Compress `model` in place with the method `params` names; time it."""
+    import torch
+
     compressor = COMPRESSORS.get(params.method)
     start = time.perf_counter()
     with torch.no_grad():
@@ -132,6 +108,8 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
     Works for Llama/Gemma (`model.layers`), GPT-2 (`transformer.h`), OPT (`decoder.layers`)
     and BERT (`encoder.layer`) without naming any of them.
     """
+    from torch import nn
+
     lists = [module for module in model.modules() if isinstance(module, nn.ModuleList)]
     if not lists:
         raise SpecError(f"{type(model).__name__} has no list of blocks to compress")
@@ -152,6 +130,8 @@ def find_targets(
 
     Embeddings, the LM head and task heads live outside the blocks, so they are never targets.
     """
+    from torch import nn
+
     blocks = find_blocks(model)
     block_ids = {id(module) for module in blocks.modules()}
     found = {

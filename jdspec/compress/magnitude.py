@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, Field, model_validator
-from torch import nn
 
 from jdspec.compress.core import (
     NM,
@@ -18,6 +16,10 @@ from jdspec.compress.core import (
     register_compressor,
 )
 from jdspec.errors import SpecError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 VERSION = 1
 
@@ -73,6 +75,8 @@ _NM_TIES = "ties in |W| within a group of M keep the lower input index"
 @register_compressor("magnitude", MagnitudeParams, VERSION, ("sparsity", "mask_structure"))
 def compress(model: nn.Module, params: MagnitudeParams) -> CompressionRecord:
     """Zero the smallest-magnitude weights of every target Linear; ties go to the lower index."""
+    import torch
+
     targets = find_targets(model, params.targets, params.ignore)
     weights = [linear.weight for linear in targets.values()]
     with torch.no_grad():
@@ -97,6 +101,8 @@ def _count_to_prune(sparsity: float, weights: list[torch.Tensor]) -> int:
 
 def _score_bits(weight: torch.Tensor) -> torch.Tensor:
     """|W| in float32 viewed as int32: non-negative floats order the same as their bit patterns."""
+    import torch
+
     return weight.detach().float().abs().view(torch.int32)
 
 
@@ -122,6 +128,8 @@ def _kth_smallest_bits(weights: list[torch.Tensor], rank: int) -> int:
 
 def _prune_smallest(weights: list[torch.Tensor], count: int) -> None:
     """Zero exactly the `count` smallest |w| over `weights`; ties prune the earlier index first."""
+    import torch
+
     if count == 0:
         return
     threshold = _kth_smallest_bits(weights, count)
@@ -149,6 +157,8 @@ def _check_groups(targets: dict[str, nn.Linear], structure: NM) -> None:
 
 def _prune_nm(weight: torch.Tensor, structure: NM) -> None:
     """Keep the N largest |w| of every M consecutive inputs; a stable sort keeps the earlier tie."""
+    import torch
+
     rows, columns = weight.shape
     groups = columns // structure.group
     scores = weight.detach().float().abs().reshape(rows, groups, structure.group)

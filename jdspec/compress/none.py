@@ -1,13 +1,15 @@
-"""The dense baseline: the pretrained model as loaded. Every study gets it once per model and level."""
+"""The dense baseline: the pretrained model as loaded; every study gets it once per level."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
-from torch import nn
 
 from jdspec.compress.core import CompressionRecord, find_targets, measure, register_compressor
+
+if TYPE_CHECKING:
+    from torch import nn
 
 VERSION = 1
 

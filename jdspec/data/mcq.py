@@ -97,35 +97,91 @@ def _rows(
     return load_offline_rows(definition.offline_path(subject, split))
 
 
-MMLU_SUBJECTS = (
-    "abstract_algebra anatomy astronomy business_ethics clinical_knowledge college_biology "
-    "college_chemistry college_computer_science college_mathematics college_medicine "
-    "college_physics computer_security conceptual_physics econometrics electrical_engineering "
-    "elementary_mathematics formal_logic global_facts high_school_biology high_school_chemistry "
-    "high_school_computer_science high_school_european_history high_school_geography "
-    "high_school_government_and_politics high_school_macroeconomics high_school_mathematics "
-    "high_school_microeconomics high_school_physics high_school_psychology high_school_statistics "
-    "high_school_us_history high_school_world_history human_aging human_sexuality "
-    "international_law jurisprudence logical_fallacies machine_learning management marketing "
-    "medical_genetics miscellaneous moral_disputes moral_scenarios nutrition philosophy "
-    "prehistory professional_accounting professional_law professional_medicine "
-    "professional_psychology public_relations security_studies sociology us_foreign_policy "
-    "virology world_religions"
-).split()
+MMLU_SUBJECTS = [
+    "abstract_algebra",
+    "anatomy",
+    "astronomy",
+    "business_ethics",
+    "clinical_knowledge",
+    "college_biology",
+    "college_chemistry",
+    "college_computer_science",
+    "college_mathematics",
+    "college_medicine",
+    "college_physics",
+    "computer_security",
+    "conceptual_physics",
+    "econometrics",
+    "electrical_engineering",
+    "elementary_mathematics",
+    "formal_logic",
+    "global_facts",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_mathematics",
+    "high_school_microeconomics",
+    "high_school_physics",
+    "high_school_psychology",
+    "high_school_statistics",
+    "high_school_us_history",
+    "high_school_world_history",
+    "human_aging",
+    "human_sexuality",
+    "international_law",
+    "jurisprudence",
+    "logical_fallacies",
+    "machine_learning",
+    "management",
+    "marketing",
+    "medical_genetics",
+    "miscellaneous",
+    "moral_disputes",
+    "moral_scenarios",
+    "nutrition",
+    "philosophy",
+    "prehistory",
+    "professional_accounting",
+    "professional_law",
+    "professional_medicine",
+    "professional_psychology",
+    "public_relations",
+    "security_studies",
+    "sociology",
+    "us_foreign_policy",
+    "virology",
+    "world_religions",
+]
 
 
 def _mmlu_item(row: dict[str, Any], index: int, subject: str) -> MCQItem:
-    return MCQItem(f"{subject}/{index:05d}", row["question"], tuple(row["choices"]),
-                   int(row["answer"]), subject)
+    return MCQItem(
+        f"{subject}/{index:05d}",
+        row["question"],
+        tuple(row["choices"]),
+        int(row["answer"]),
+        subject,
+    )
 
 
-def _labelled_item(question_key: str, subject: str) -> Callable[[dict[str, Any], int, str], MCQItem]:
+def _labelled_item(
+    question_key: str, subject: str
+) -> Callable[[dict[str, Any], int, str], MCQItem]:
     """ARC and OpenBookQA rows: choices {text, label} and an answerKey label."""
 
     def to_item(row: dict[str, Any], index: int, _subject: str) -> MCQItem:
         labels = list(row["choices"]["label"])
-        return MCQItem(str(row["id"]), row[question_key], tuple(row["choices"]["text"]),
-                       labels.index(row["answerKey"]), subject)
+        return MCQItem(
+            str(row["id"]),
+            row[question_key],
+            tuple(row["choices"]["text"]),
+            labels.index(row["answerKey"]),
+            subject,
+        )
 
     return to_item
 
@@ -139,33 +195,61 @@ def _sciq_item(row: dict[str, Any], index: int, subject: str) -> MCQItem:
     options = [row["distractor1"], row["distractor2"], row["distractor3"], row["correct_answer"]]
     seed = int(hashlib.sha256(row["question"].encode()).hexdigest()[:8], 16)
     random.Random(seed).shuffle(options)
-    return MCQItem(f"{index:05d}", row["question"], tuple(options),
-                   options.index(row["correct_answer"]), subject, row["support"].strip())
+    return MCQItem(
+        f"{index:05d}",
+        row["question"],
+        tuple(options),
+        options.index(row["correct_answer"]),
+        subject,
+        row["support"].strip(),
+    )
 
 
-MCQ_DATASETS.register("mmlu")(MCQSource(
-    subjects=lambda: list(MMLU_SUBJECTS),
-    offline_path=lambda subject, split: f"hails/mmlu_no_train/{subject}/{split}",
-    hub_id="cais/mmlu", hub_config=lambda subject: subject,
-    eval_split="test", demo_split="dev", to_item=_mmlu_item,
-))
-for _name, _folder, _config in (("arc_easy", "ARC-Easy", "ARC-Easy"),
-                                ("arc_challenge", "ARC-Challenge", "ARC-Challenge")):
-    MCQ_DATASETS.register(_name)(MCQSource(
+MCQ_DATASETS.register("mmlu")(
+    MCQSource(
+        subjects=lambda: list(MMLU_SUBJECTS),
+        offline_path=lambda subject, split: f"hails/mmlu_no_train/{subject}/{split}",
+        hub_id="cais/mmlu",
+        hub_config=lambda subject: subject,
+        eval_split="test",
+        demo_split="dev",
+        to_item=_mmlu_item,
+    )
+)
+for _name, _folder, _config in (
+    ("arc_easy", "ARC-Easy", "ARC-Easy"),
+    ("arc_challenge", "ARC-Challenge", "ARC-Challenge"),
+):
+    MCQ_DATASETS.register(_name)(
+        MCQSource(
+            subjects=lambda: ["science"],
+            offline_path=lambda subject, split, folder=_folder: f"ai2_arc/{folder}/{split}",
+            hub_id="allenai/ai2_arc",
+            hub_config=lambda subject, config=_config: config,
+            eval_split="validation",
+            demo_split=None,
+            to_item=_labelled_item("question", "science"),
+        )
+    )
+MCQ_DATASETS.register("openbookqa")(
+    MCQSource(
         subjects=lambda: ["science"],
-        offline_path=lambda subject, split, folder=_folder: f"ai2_arc/{folder}/{split}",
-        hub_id="allenai/ai2_arc", hub_config=lambda subject, config=_config: config,
-        eval_split="validation", demo_split=None, to_item=_labelled_item("question", "science"),
-    ))
-MCQ_DATASETS.register("openbookqa")(MCQSource(
-    subjects=lambda: ["science"],
-    offline_path=lambda subject, split: f"openbookqa/main/{split}",
-    hub_id="allenai/openbookqa", hub_config=lambda subject: "main",
-    eval_split="validation", demo_split=None, to_item=_labelled_item("question_stem", "science"),
-))
-MCQ_DATASETS.register("sciq")(MCQSource(
-    subjects=lambda: ["science"],
-    offline_path=lambda subject, split: f"sciq/none/{split}",
-    hub_id="allenai/sciq", hub_config=lambda subject: None,
-    eval_split="validation", demo_split=None, to_item=_sciq_item,
-))
+        offline_path=lambda subject, split: f"openbookqa/main/{split}",
+        hub_id="allenai/openbookqa",
+        hub_config=lambda subject: "main",
+        eval_split="validation",
+        demo_split=None,
+        to_item=_labelled_item("question_stem", "science"),
+    )
+)
+MCQ_DATASETS.register("sciq")(
+    MCQSource(
+        subjects=lambda: ["science"],
+        offline_path=lambda subject, split: f"sciq/none/{split}",
+        hub_id="allenai/sciq",
+        hub_config=lambda subject: None,
+        eval_split="validation",
+        demo_split=None,
+        to_item=_sciq_item,
+    )
+)

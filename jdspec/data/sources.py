@@ -42,7 +42,9 @@ def load_offline_rows(path: str) -> list[dict[str, Any]]:
     return list(load_from_disk(str(folder)))
 
 
-def load_hub_rows(hub_id: str, config: str | None, split: str, revision: str) -> list[dict[str, Any]]:
+def load_hub_rows(
+    hub_id: str, config: str | None, split: str, revision: str
+) -> list[dict[str, Any]]:
     """Rows of a hub data set at a pinned revision (needs network or a warm hub cache)."""
     from datasets import load_dataset
 

@@ -38,7 +38,7 @@ def register_setting(name: str, spectrum_model: type[BaseModel], version: int) -
 
 
 def default_difficulties(explicit: list[float | None], natural: list[float]) -> list[float]:
-    """Explicit difficulties where the spec gives them all, the setting's natural order otherwise."""
+    """The spec's difficulties when it gives them all, else the setting's natural order."""
     if all(value is not None for value in explicit):
         return [float(value) for value in explicit]  # type: ignore[arg-type]
     if any(value is not None for value in explicit):

@@ -41,12 +41,22 @@ class KShotSpectrum(BaseModel, extra="forbid", frozen=True):
             [float(most - level.shots) for level in self.levels],
         )
         return [
-            Level("k_shot", f"{level.shots}-shot", difficulty, MCQLevel(
-                dataset=self.dataset.name, source=self.dataset.source,
-                revision=self.dataset.resolved_revision(), n_examples=n_examples, seed=seed,
-                shots=level.shots, option_count=self.option_count, option_pool=self.option_count,
-                answer_format=self.answer_format,
-            ))
+            Level(
+                "k_shot",
+                f"{level.shots}-shot",
+                difficulty,
+                MCQLevel(
+                    dataset=self.dataset.name,
+                    source=self.dataset.source,
+                    revision=self.dataset.resolved_revision(),
+                    n_examples=n_examples,
+                    seed=seed,
+                    shots=level.shots,
+                    option_count=self.option_count,
+                    option_pool=self.option_count,
+                    answer_format=self.answer_format,
+                ),
+            )
             for level, difficulty in zip(self.levels, difficulties, strict=True)
         ]
 

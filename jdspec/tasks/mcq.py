@@ -17,8 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.data.mcq import MCQ_DATASETS, OFFLINE_DATA_VERSION, MCQData, MCQItem, load_mcq
-from jdspec.evaluate import LoglikelihoodRequest, prompt_hash
 from jdspec.registry import unknown_name_message
+from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 
 VERSION = 1
@@ -80,8 +80,9 @@ def keep_options(item: MCQItem, option_count: int, seed: int) -> MCQItem:
     random.Random(f"{seed}:{item.id}").shuffle(distractors)
     kept = sorted([item.answer, *distractors[: option_count - 1]])
     choices = tuple(item.choices[i] for i in kept)
-    return MCQItem(item.id, item.question, choices, kept.index(item.answer), item.subject,
-                   item.passage)
+    return MCQItem(
+        item.id, item.question, choices, kept.index(item.answer), item.subject, item.passage
+    )
 
 
 def select_items(level: MCQLevel) -> tuple[list[MCQItem], MCQData]:
@@ -90,7 +91,9 @@ def select_items(level: MCQLevel) -> tuple[list[MCQItem], MCQData]:
     eligible = [item for item in data.items if len(item.choices) >= level.option_pool]
     count = len(eligible) if level.n_examples is None else level.n_examples
     if count > len(eligible):
-        raise ValueError(f"n_examples {count} > {len(eligible)} eligible questions in {level.dataset}")
+        raise ValueError(
+            f"n_examples {count} > {len(eligible)} eligible questions in {level.dataset}"
+        )
     sample = random.Random(level.seed).sample(eligible, count)
     return [keep_options(item, level.option_count, level.seed) for item in sample], data
 
@@ -104,13 +107,17 @@ def _question_block(item: MCQItem, answer_format: AnswerFormat) -> str:
 
 
 def _gold_text(item: MCQItem, answer_format: AnswerFormat) -> str:
-    return f" {item.choices[item.answer]}" if answer_format == "cloze" else f" {LETTERS[item.answer]}"
+    return (
+        f" {item.choices[item.answer]}" if answer_format == "cloze" else f" {LETTERS[item.answer]}"
+    )
 
 
 def build_request(level: MCQLevel, item: MCQItem, data: MCQData) -> LoglikelihoodRequest:
     """The prompt with its demonstrations, and one continuation per option."""
-    demos = [keep_options(demo, level.option_count, level.seed)
-             for demo in data.demonstrations_for(item, level.shots)]
+    demos = [
+        keep_options(demo, level.option_count, level.seed)
+        for demo in data.demonstrations_for(item, level.shots)
+    ]
     shots = "".join(
         f"{_question_block(demo, level.answer_format)}{_gold_text(demo, level.answer_format)}\n\n"
         for demo in demos
@@ -142,12 +149,17 @@ def score(
     records, normalized_correct = [], 0
     for item, request, scores in zip(items, requests, loglikelihoods, strict=True):
         predicted = _argmax(list(scores))
-        records.append(ExampleRecord(
-            example_id=item.id, prompt_hash=prompt_hash(request.context),
-            prediction=LETTERS[predicted], gold=LETTERS[item.answer],
-            correct=predicted == item.answer, score=scores[predicted],
-            option_scores=tuple(scores),
-        ))
+        records.append(
+            ExampleRecord(
+                example_id=item.id,
+                prompt_hash=prompt_hash(request.context),
+                prediction=LETTERS[predicted],
+                gold=LETTERS[item.answer],
+                correct=predicted == item.answer,
+                score=scores[predicted],
+                option_scores=tuple(scores),
+            )
+        )
         # lm-evaluation-harness's acc_norm: divide by the option text's length in characters.
         per_char = [s / max(len(c), 1) for s, c in zip(scores, item.choices, strict=True)]
         normalized_correct += _argmax(per_char) == item.answer

@@ -41,12 +41,22 @@ class OptionCountSpectrum(BaseModel, extra="forbid", frozen=True):
             [float(level.option_count) for level in self.levels],
         )
         return [
-            Level("option_count", f"{level.option_count} options", difficulty, MCQLevel(
-                dataset=self.dataset.name, source=self.dataset.source,
-                revision=self.dataset.resolved_revision(), n_examples=n_examples, seed=seed,
-                shots=self.shots, option_count=level.option_count, option_pool=pool,
-                answer_format=self.answer_format,
-            ))
+            Level(
+                "option_count",
+                f"{level.option_count} options",
+                difficulty,
+                MCQLevel(
+                    dataset=self.dataset.name,
+                    source=self.dataset.source,
+                    revision=self.dataset.resolved_revision(),
+                    n_examples=n_examples,
+                    seed=seed,
+                    shots=self.shots,
+                    option_count=level.option_count,
+                    option_pool=pool,
+                    answer_format=self.answer_format,
+                ),
+            )
             for level, difficulty in zip(self.levels, difficulties, strict=True)
         ]
 

@@ -1,0 +1,66 @@
+"""The `jd` command as a user runs it: exit codes, JSON output, nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from jdspec.cli import app
+
+runner = CliRunner()
+SpecWriter = Callable[..., Path]
+
+
+def _jd(*args: str) -> tuple[int, str]:
+    """Exit code and stdout, or stdout and stderr together when the command failed."""
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
+
+
+def test_plan_run_status_report_round(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec, store = str(write_spec()), str(tmp_path / "jd.duckdb")
+    code, output = _jd("plan", spec, "--store", store, "--json")
+    assert code == 0 and json.loads(output)["counts"] == {"new": 8, "done": 0, "failed": 0}
+    assert not Path(store).exists()  # planning writes nothing
+    code, output = _jd("run", spec, "--store", store, "--json", "--limit", "2")
+    assert code == 0 and json.loads(output)["done"] == 2
+    code, output = _jd("plan", spec, "--store", store, "--explain", "--json")
+    reasons = {row["status"] for row in json.loads(output)}
+    assert code == 0 and reasons == {"new", "done"}
+    code, output = _jd("status", "--store", store, "--json")
+    status = json.loads(output)
+    assert code == 0 and status["specs"] == [{"spec": "tiny", "cells": 8, "done": 2, "failed": 0}]
+    assert status["runs"][0]["status"] == "finished" and status["runs"][0]["done"] == 2
+    assert status["writer"] is None
+    code, output = _jd(
+        "report", "--sql", "SELECT count(*) AS n FROM jd_results", "--store", store, "--json"
+    )
+    assert code == 0 and json.loads(output) == [{"n": 4}]
+
+
+def test_bad_spec_exits_2_and_writes_nothing(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec = write_spec(evaluation={"n_examples": -3})
+    store = tmp_path / "jd.duckdb"
+    for command in ("plan", "run"):
+        code, output = _jd(command, str(spec), "--store", str(store))
+        assert code == 2, output
+        assert "evaluation.n_examples" in output and "line" in output
+        assert "Traceback" not in output
+    assert not store.exists() and not Path(f"{store}.lock").exists()
+
+
+def test_delete_is_refused_and_changes_nothing(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec, store = str(write_spec()), tmp_path / "jd.duckdb"
+    assert _jd("run", spec, "--store", str(store), "--limit", "1", "--json")[0] == 0
+    before = store.read_bytes()
+    code, output = _jd("report", "--sql", "DELETE FROM results", "--store", str(store))
+    assert code == 2 and "read-only" in output
+    assert store.read_bytes() == before
+
+
+def test_report_needs_results(write_spec: SpecWriter, tmp_path: Path) -> None:
+    code, output = _jd("report", str(write_spec()), "--store", str(tmp_path / "none.duckdb"))
+    assert code == 2 and "holds no done cell" in output

@@ -1,0 +1,110 @@
+"""Planning: keys are stable and pinned, the dense baseline is added once, jobs group cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jdspec.plan import attach_statuses, canonical_json, content_hash, count_statuses, expand
+from jdspec.spec import load_spec
+
+SPEC = """\
+name: golden
+models:
+  - source: hub
+    id: lmsys/vicuna-7b-v1.3
+    revision: main
+compressors:
+  - method: none
+  - method: magnitude
+    sweep:
+      sparsity: [0.5, 0.5, 0.25]
+  - method: magnitude
+    mask_structure: "2:8"
+spectrum:
+  setting: option_count
+  dataset: {name: mmlu, source: hub}
+  levels: [{option_count: 4}, {option_count: 2}]
+evaluation: {n_examples: 50, seed: 3, batch_size: 4}
+"""
+
+# Pinned: these change only with a VERSION bump of a compressor, a task or the key layout.
+GOLDEN_KEYS = {
+    ("dense", 0.0, "4 options"): "dd3f1abf115bb66a3bceab038f1ff7e3ecbe060d1189901ec38cbc23eb3d491d",
+    (
+        "magnitude N:8",
+        0.75,
+        "2 options",
+    ): "474b5fc19135d5bd2b743988d45f79bef267facec546059382383deba288816a",
+}
+
+
+def _spec(tmp_path: Path, text: str = SPEC):
+    path = tmp_path / "golden.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+def test_dense_added_once_and_duplicates_merged(tmp_path: Path) -> None:
+    jobs = expand(_spec(tmp_path))
+    families = [(job.compressor.family(), job.compressor.strength()) for job in jobs]
+    assert families == [
+        ("dense", 0.0),
+        ("magnitude", 0.5),
+        ("magnitude", 0.25),
+        ("magnitude N:8", 0.75),
+    ]
+    assert all(len(job.cells) == 2 for job in jobs)
+    assert all(cell.variant_hash == job.variant_hash for job in jobs for cell in job.cells)
+
+
+def test_dense_added_when_not_listed(tmp_path: Path) -> None:
+    jobs = expand(_spec(tmp_path, SPEC.replace("  - method: none\n", "")))
+    assert jobs[0].compressor.method == "none"
+
+
+def test_planning_twice_gives_the_same_keys(tmp_path: Path) -> None:
+    first = [c.cell_hash for job in expand(_spec(tmp_path)) for c in job.cells]
+    second = [c.cell_hash for job in expand(_spec(tmp_path)) for c in job.cells]
+    assert first == second and len(set(first)) == len(first) == 8
+
+
+def test_golden_keys(tmp_path: Path) -> None:
+    cells = {
+        (c.compressor.family(), c.compressor.strength(), c.level.label): c.cell_hash
+        for job in expand(_spec(tmp_path))
+        for c in job.cells
+    }
+    for name, key in GOLDEN_KEYS.items():
+        assert cells[name] == key, name
+
+
+def test_key_holds_what_changes_results_and_not_difficulty(tmp_path: Path) -> None:
+    base = expand(_spec(tmp_path))[0].cells[0]
+    for old, new in [
+        ("seed: 3", "seed: 4"),
+        ("batch_size: 4", "batch_size: 8"),
+        ("revision: main", "revision: abc123"),
+        ("n_examples: 50", "n_examples: 51"),
+    ]:
+        changed = expand(_spec(tmp_path, SPEC.replace(old, new)))[0].cells[0]
+        assert changed.cell_hash != base.cell_hash, old
+    explicit = SPEC.replace(
+        "{option_count: 4}, {option_count: 2}",
+        "{option_count: 4, difficulty: 9}, {option_count: 2, difficulty: 1}",
+    )
+    relabelled = expand(_spec(tmp_path, explicit))[0].cells[0]
+    assert relabelled.cell_hash == base.cell_hash and relabelled.level.difficulty == 9
+
+
+def test_canonical_json_normalises_floats_and_order() -> None:
+    assert canonical_json({"b": 0.1 + 0.2, "a": [1, 2.0]}) == '{"a":[1,2.0],"b":0.3}'
+    assert content_hash({"x": 1, "y": 2}) == content_hash({"y": 2, "x": 1})
+
+
+def test_statuses_from_the_store(tmp_path: Path) -> None:
+    jobs = expand(_spec(tmp_path))
+    cells = [c for job in jobs for c in job.cells]
+    planned = attach_statuses(jobs, {cells[0].cell_hash: "done", cells[1].cell_hash: "failed"})
+    assert count_statuses(planned) == {"new": 6, "done": 1, "failed": 1}
+    assert planned[0].pending(retry_failed=False) == ()
+    assert planned[0].pending(retry_failed=True) == (cells[1],)

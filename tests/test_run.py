@@ -1,0 +1,187 @@
+"""End to end on a tiny local model: run, idempotence, failures, resume, kill -9, report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jdspec import store, worker
+from jdspec.compress import apply_compressor
+from jdspec.models import load_model
+from jdspec.plan import expand
+from jdspec.report import write_report
+from jdspec.run import explain_cells, plan_spec, report_rows, run_spec
+from jdspec.spec import load_spec
+
+SpecWriter = Callable[..., Path]
+
+
+def _examples(path: Path) -> pd.DataFrame:
+    return store.read_frame(
+        path,
+        "SELECT cell_hash, example_id, prompt_hash, prediction, gold, "
+        "correct, score FROM examples ORDER BY cell_hash, example_id",
+    )
+
+
+def test_run_stores_every_cell_once_and_second_run_does_nothing(
+    write_spec: SpecWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_spec(write_spec())
+    path = tmp_path / "jd.duckdb"
+    summary = run_spec(spec, path)
+    assert (summary.done, summary.failed, summary.status) == (8, 0, "finished")
+    results = store.user_query(path, "SELECT * FROM jd_results ORDER BY family, strength, level")
+    assert len(results) == 8 * 2  # accuracy and accuracy_norm per cell
+    assert set(results.family) == {"dense", "magnitude", "magnitude N:4"}
+    assert (results.n == 12).all() and results.value.between(0, 1).all()
+    assert len(_examples(path)) == 8 * 12
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a second run must not load a model")
+
+    monkeypatch.setattr(worker, "load_model", no_model)
+    again = run_spec(spec, path)
+    assert (again.done, again.already_done, again.status) == (0, 8, "nothing to do")
+
+
+def test_stored_sparsity_equals_the_weights(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec = load_spec(write_spec())
+    path = tmp_path / "jd.duckdb"
+    run_spec(spec, path, limit=4)  # dense and sparsity 0.3
+    for job in expand(spec)[:2]:
+        model, _ = load_model(job.model_ref, "float32", "cpu")
+        record = apply_compressor(model, job.compressor)
+        weights = dict(model.named_parameters())
+        stored = store.read_frame(
+            path,
+            "SELECT matrix, numel, zeros FROM variant_matrices WHERE variant_hash = ?",
+            [job.variant_hash],
+        )
+        assert len(stored) == len(record.matrices) == 14
+        for row in stored.itertuples():
+            weight = weights[f"{row.matrix}.weight"]
+            assert (row.numel, row.zeros) == (weight.numel(), int((weight == 0).sum()))
+        overall = store.read_frame(
+            path, "SELECT sparsity FROM variants WHERE variant_hash = ?", [job.variant_hash]
+        ).sparsity.item()
+        assert overall == pytest.approx(stored.zeros.sum() / stored.numel.sum())
+        assert overall == pytest.approx(job.compressor.strength(), abs=1e-3)
+
+
+def test_failed_cell_is_kept_and_resume_retries_it(
+    write_spec: SpecWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_spec(write_spec())
+    path = tmp_path / "jd.duckdb"
+    real_score = worker.mcq.score
+    calls = {"n": 0}
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure in scoring")
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(worker.mcq, "score", flaky)
+    summary = run_spec(spec, path)
+    assert (summary.done, summary.failed) == (7, 1)
+    explained = [row for row in explain_cells(spec, path) if row["status"] == "failed"]
+    assert len(explained) == 1 and "simulated failure" in explained[0]["reason"]
+    assert run_spec(spec, path).status == "nothing to do"  # failed cells wait for --resume
+    resumed = run_spec(spec, path, retry_failed=True)
+    assert (resumed.done, resumed.failed, resumed.already_done) == (1, 0, 7)
+    assert {job.statuses for job in plan_spec(spec, path)} == {("done", "done")}
+
+
+def test_compression_failure_fails_the_job_cells(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec = load_spec(write_spec(compressors=[{"method": "magnitude", "mask_structure": "2:5"}]))
+    summary = run_spec(spec, tmp_path / "jd.duckdb")
+    assert (summary.done, summary.failed) == (2, 2)
+    errors = store.read_frame(
+        tmp_path / "jd.duckdb", "SELECT error FROM cells WHERE status = 'failed'"
+    ).error
+    assert len(errors) == 2 and all("not a multiple of M=5" in error for error in errors)
+
+
+def test_limit_runs_the_first_cells(write_spec: SpecWriter, tmp_path: Path) -> None:
+    summary = run_spec(load_spec(write_spec()), tmp_path / "jd.duckdb", limit=3)
+    assert (summary.done, summary.left) == (3, 5)
+
+
+def test_report_from_the_store(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec = load_spec(write_spec())
+    path = tmp_path / "jd.duckdb"
+    run_spec(spec, path)
+    rows = report_rows(spec, path)
+    assert set(rows.metric) == {"accuracy", "accuracy_norm"} and set(rows.spec) == {"tiny"}
+    report = write_report(spec.name, rows, tmp_path / "report")
+    assert {p.name for p in report.paths} >= {"drops.csv", "trends.csv", "drop.png", "drop.html"}
+    assert len(report.trends) == 2 * 2 * 2  # 2 families x 2 levels x 2 metrics
+
+
+def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(
+    write_spec: SpecWriter, tmp_path: Path
+) -> None:
+    spec_path = write_spec(evaluation={"n_examples": 150, "batch_size": 4})
+    killed, clean = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
+    command = [sys.executable, "-m", "jdspec.cli", "run", str(spec_path), "--json"]
+    process = subprocess.Popen(
+        [*command, "--store", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if killed.exists() and len(store.cell_states(killed, _hashes(spec_path))) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    stored_before = len(store.cell_states(killed, _hashes(spec_path)))
+    assert 3 <= stored_before < 8, "the kill should land mid-run"
+    assert store.read_frame(killed, "SELECT status FROM runs").status.tolist() == ["running"]
+    subprocess.run(
+        [*command, "--resume", "--store", str(killed)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [*command, "--store", str(clean)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pd.testing.assert_frame_equal(_examples(killed), _examples(clean))
+    assert len(_examples(killed)) == 8 * 150
+
+
+def _hashes(spec_path: Path) -> list[str]:
+    return [cell.cell_hash for job in expand(load_spec(spec_path)) for cell in job.cells]
+
+
+@pytest.mark.integration
+def test_real_model_beats_chance_and_pruning_hurts(tmp_path: Path) -> None:
+    demo = Path(__file__).parent.parent / "specs" / "demo.yaml"
+    text = demo.read_text().replace("n_examples: 150", "n_examples: 40")
+    text = text.replace("sparsity: [0.1, 0.2, 0.3, 0.4, 0.5]", "sparsity: [0.5]")
+    text = text.replace("    - option_count: 2\n    - option_count: 3\n", "")
+    spec_path = tmp_path / "demo-small.yaml"
+    spec_path.write_text(text)
+    path = tmp_path / "jd.duckdb"
+    assert run_spec(load_spec(spec_path), path).done == 2
+    gold = store.read_frame(
+        path,
+        "SELECT c.family, avg(e.correct::INT) AS accuracy, "
+        "avg(list_extract(e.option_scores, strpos('ABCD', e.gold))) AS gold_score "
+        "FROM examples e JOIN cells c USING (cell_hash) GROUP BY c.family",
+    ).set_index("family")
+    assert gold.loc["dense", "accuracy"] >= 0.4  # 4 options: chance is 0.25
+    assert gold.loc["magnitude", "gold_score"] < gold.loc["dense", "gold_score"]
