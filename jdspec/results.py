@@ -12,6 +12,8 @@ class MatrixStats:
     name: str
     numel: int
     zeros: int
+    bits: float | None = None  # quantizers: log2 of the most distinct values in one group
+    rank: int | None = None  # low rank: the rank of the stored weight
 
     @property
     def sparsity(self) -> float:

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS variants (
     compression_seconds DOUBLE, notes VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS variant_matrices (
     variant_hash VARCHAR, matrix VARCHAR, numel BIGINT, zeros BIGINT, sparsity DOUBLE,
-    PRIMARY KEY (variant_hash, matrix));
+    bits DOUBLE, rank INTEGER, PRIMARY KEY (variant_hash, matrix));
 CREATE TABLE IF NOT EXISTS results (
     cell_hash VARCHAR, metric VARCHAR, value DOUBLE, n INTEGER, PRIMARY KEY (cell_hash, metric));
 CREATE TABLE IF NOT EXISTS examples (
@@ -268,6 +268,8 @@ def write_variant(path: Path, result: VariantResult, run_id: str) -> None:
             "numel": [m.numel for m in record.matrices],
             "zeros": [m.zeros for m in record.matrices],
             "sparsity": [m.sparsity for m in record.matrices],
+            "bits": [m.bits for m in record.matrices],
+            "rank": [m.rank for m in record.matrices],
         }
     )
     with connect(path, read_only=False) as connection:

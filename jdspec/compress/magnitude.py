@@ -73,7 +73,7 @@ _NM_TIES = "ties in |W| within a group of M keep the lower input index"
 
 
 @register_compressor("magnitude", MagnitudeParams, VERSION, ("sparsity", "mask_structure"))
-def compress(model: nn.Module, params: MagnitudeParams) -> CompressionRecord:
+def compress(model: nn.Module, params: MagnitudeParams, calibration: None) -> CompressionRecord:
     """Zero the smallest-magnitude weights of every target Linear; ties go to the lower index."""
     import torch
 

@@ -28,6 +28,6 @@ class NoneParams(BaseModel, extra="forbid", frozen=True):
 
 
 @register_compressor("none", NoneParams, VERSION)
-def compress(model: nn.Module, params: NoneParams) -> CompressionRecord:
+def compress(model: nn.Module, params: NoneParams, calibration: None) -> CompressionRecord:
     """Change nothing; measure the zeros the pretrained weights already hold."""
     return measure("none", find_targets(model, ("Linear",), ()))

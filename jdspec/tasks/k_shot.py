@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.tasks.core import Level, check_unique, default_difficulties, register_setting
-from jdspec.tasks.mcq import METRICS, AnswerFormat, DatasetRef, MCQLevel
+from jdspec.tasks.mcq import METRICS, AnswerFormat, DatasetRef, mcq_level
 
 VERSION = 1
 
@@ -40,21 +40,19 @@ class KShotSpectrum(BaseModel, extra="forbid", frozen=True):
             [level.difficulty for level in self.levels],
             [float(most - level.shots) for level in self.levels],
         )
+        sampling = (n_examples, seed)
         return [
             Level(
                 "k_shot",
                 f"{level.shots}-shot",
                 difficulty,
-                MCQLevel(
-                    dataset=self.dataset.name,
-                    source=self.dataset.source,
-                    revision=self.dataset.resolved_revision(),
-                    n_examples=n_examples,
-                    seed=seed,
-                    shots=level.shots,
-                    option_count=self.option_count,
-                    option_pool=self.option_count,
-                    answer_format=self.answer_format,
+                mcq_level(
+                    self.dataset,
+                    self.answer_format,
+                    sampling,
+                    level.shots,
+                    self.option_count,
+                    self.option_count,
                 ),
             )
             for level, difficulty in zip(self.levels, difficulties, strict=True)

@@ -65,6 +65,29 @@ class MCQLevel(BaseModel, extra="forbid", frozen=True):
     answer_format: AnswerFormat
 
 
+def mcq_level(
+    dataset: DatasetRef,
+    answer_format: AnswerFormat,
+    sampling: tuple[int | None, int],
+    shots: int,
+    option_count: int,
+    option_pool: int,
+) -> MCQLevel:
+    """The concrete level both MCQ settings produce; `sampling` is (n_examples, seed)."""
+    n_examples, seed = sampling
+    return MCQLevel(
+        dataset=dataset.name,
+        source=dataset.source,
+        revision=dataset.resolved_revision(),
+        n_examples=n_examples,
+        seed=seed,
+        shots=shots,
+        option_count=option_count,
+        option_pool=option_pool,
+        answer_format=answer_format,
+    )
+
+
 @lru_cache(maxsize=4)
 def _load(dataset: str, source: str, revision: str) -> MCQData:
     return load_mcq(dataset, source, revision)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.tasks.core import Level, check_unique, default_difficulties, register_setting
-from jdspec.tasks.mcq import METRICS, AnswerFormat, DatasetRef, MCQLevel
+from jdspec.tasks.mcq import METRICS, AnswerFormat, DatasetRef, mcq_level
 
 VERSION = 1
 
@@ -40,21 +40,14 @@ class OptionCountSpectrum(BaseModel, extra="forbid", frozen=True):
             [level.difficulty for level in self.levels],
             [float(level.option_count) for level in self.levels],
         )
+        sampling = (n_examples, seed)
         return [
             Level(
                 "option_count",
                 f"{level.option_count} options",
                 difficulty,
-                MCQLevel(
-                    dataset=self.dataset.name,
-                    source=self.dataset.source,
-                    revision=self.dataset.resolved_revision(),
-                    n_examples=n_examples,
-                    seed=seed,
-                    shots=self.shots,
-                    option_count=level.option_count,
-                    option_pool=pool,
-                    answer_format=self.answer_format,
+                mcq_level(
+                    self.dataset, self.answer_format, sampling, self.shots, level.option_count, pool
                 ),
             )
             for level, difficulty in zip(self.levels, difficulties, strict=True)

@@ -114,7 +114,7 @@ def _assert_weights(model: nn.Module, expected: dict[str, np.ndarray]) -> None:
 def test_layer_scope_matches_stable_argsort(sparsity: float, with_zeros: bool) -> None:
     model = _tiny_llama(seed=1, with_zeros=with_zeros)
     before = _numpy_weights(model)
-    compress(model, MagnitudeParams(sparsity=sparsity))
+    compress(model, MagnitudeParams(sparsity=sparsity), None)
     expected = {name: _reference_smallest([weight], sparsity)[0] for name, weight in before.items()}
     _assert_weights(model, expected)
 
@@ -123,7 +123,7 @@ def test_layer_scope_hand_worked_ties() -> None:
     model = nn.ModuleDict({"layers": nn.ModuleList([_linear(4, 3)])})
     with torch.no_grad():
         model.layers[0].weight.copy_(torch.tensor([[1, -1, 2, 1], [0, 1, -2, 1], [1, 1, 3, -1.0]]))
-    compress(model, MagnitudeParams(sparsity=0.5))
+    compress(model, MagnitudeParams(sparsity=0.5), None)
     # k = 6: the zero, then the five earliest |w| = 1 in row-major order
     expected = torch.tensor([[0, 0, 2, 0], [0, 0, -2, 0], [1, 1, 3, -1.0]])
     assert torch.equal(model.layers[0].weight, expected)
@@ -134,7 +134,7 @@ def test_global_scope_ties_cross_matrices_in_order() -> None:
     with torch.no_grad():
         for linear in model.layers:
             linear.weight.fill_(-1.0)
-    record = compress(model, MagnitudeParams(sparsity=0.75, scope="global"))
+    record = compress(model, MagnitudeParams(sparsity=0.75, scope="global"), None)
     # k = 6 of 8 equal magnitudes: all of the first matrix, then the second's first row
     assert torch.equal(model.layers[0].weight, torch.zeros(2, 2))
     assert torch.equal(model.layers[1].weight, torch.tensor([[0.0, 0.0], [-1.0, -1.0]]))
@@ -145,7 +145,7 @@ def test_global_scope_ties_cross_matrices_in_order() -> None:
 def test_global_scope_matches_concatenation(sparsity: float) -> None:
     model = _tiny_llama(seed=2, with_zeros=False)
     before = _numpy_weights(model)
-    record = compress(model, MagnitudeParams(sparsity=sparsity, scope="global"))
+    record = compress(model, MagnitudeParams(sparsity=sparsity, scope="global"), None)
     expected = dict(zip(before, _reference_smallest(list(before.values()), sparsity), strict=True))
     _assert_weights(model, expected)
     total = sum(weight.size for weight in before.values())
@@ -164,7 +164,7 @@ def test_global_scope_spans_exponents(seed: int) -> None:
             linear.weight.copy_((values * 10.0**exponents).float())
             linear.weight.view(-1)[:5] = 0.0
     before = _numpy_weights(model)
-    compress(model, MagnitudeParams(sparsity=0.6, scope="global"))
+    compress(model, MagnitudeParams(sparsity=0.6, scope="global"), None)
     expected = dict(zip(before, _reference_smallest(list(before.values()), 0.6), strict=True))
     _assert_weights(model, expected)
 
@@ -173,7 +173,7 @@ def test_global_scope_spans_exponents(seed: int) -> None:
 def test_nm_keeps_exactly_n_of_every_m(kept: int, group: int) -> None:
     model = _tiny_llama(seed=3, with_zeros=False)
     before = _numpy_weights(model)
-    record = compress(model, MagnitudeParams(mask_structure=f"{kept}:{group}"))
+    record = compress(model, MagnitudeParams(mask_structure=f"{kept}:{group}"), None)
     expected = {name: _reference_nm(weight, kept, group) for name, weight in before.items()}
     _assert_weights(model, expected)
     for linear in _targets(model).values():
@@ -185,14 +185,14 @@ def test_nm_keeps_exactly_n_of_every_m(kept: int, group: int) -> None:
 def test_nm_with_preexisting_zeros_matches_reference() -> None:
     model = _tiny_llama(seed=4, with_zeros=True)
     before = _numpy_weights(model)
-    compress(model, MagnitudeParams(mask_structure="2:4"))
+    compress(model, MagnitudeParams(mask_structure="2:4"), None)
     _assert_weights(model, {name: _reference_nm(weight, 2, 4) for name, weight in before.items()})
 
 
 @pytest.mark.parametrize("sparsity", [0.1, 0.33, 0.5, 0.77])
 def test_record_counts_zeros_in_weights(sparsity: float) -> None:
     model = _tiny_llama(seed=5, with_zeros=False)
-    record = compress(model, MagnitudeParams(sparsity=sparsity))
+    record = compress(model, MagnitudeParams(sparsity=sparsity), None)
     targets = _targets(model)
     assert [stats.name for stats in record.matrices] == list(targets)
     for stats in record.matrices:
@@ -212,7 +212,7 @@ def test_bf16_weights_and_untouched_embeddings_and_head() -> None:
         if not name.startswith("layers.") or "layernorm" in name
     }
     before = _numpy_weights(model)
-    compress(model, MagnitudeParams(sparsity=0.6))
+    compress(model, MagnitudeParams(sparsity=0.6), None)
     for name, parameter in model.named_parameters():
         if name in untouched:
             assert torch.equal(parameter, untouched[name]), name
@@ -223,7 +223,7 @@ def test_bf16_weights_and_untouched_embeddings_and_head() -> None:
 
 def test_ignore_leaves_matrices_dense() -> None:
     model = _tiny_llama(seed=7, with_zeros=False)
-    record = compress(model, MagnitudeParams(sparsity=0.5, ignore=("re:.*down_proj",)))
+    record = compress(model, MagnitudeParams(sparsity=0.5, ignore=("re:.*down_proj",)), None)
     assert all("down_proj" not in stats.name for stats in record.matrices)
     for name, linear in _targets(model).items():
         assert bool((linear.weight == 0).any()) == ("down_proj" not in name)
@@ -232,7 +232,7 @@ def test_ignore_leaves_matrices_dense() -> None:
 def test_registered_compressor_matches_direct_call() -> None:
     params = MagnitudeParams.model_validate({"method": "magnitude", "mask_structure": "2:4"})
     direct, registered = _tiny_llama(seed=8), _tiny_llama(seed=8)
-    compress(direct, params)
+    compress(direct, params, None)
     record = apply_compressor(registered, params)
     _assert_weights(registered, _numpy_weights(direct))
     assert record.method == "magnitude"
@@ -242,7 +242,7 @@ def test_groups_not_dividing_inputs_raise_before_pruning() -> None:
     model = nn.ModuleDict({"layers": nn.ModuleList([_linear(32, 16), _linear(30, 16)])})
     dense = [linear.weight.detach().clone() for linear in model.layers]
     with pytest.raises(SpecError, match=r"layers\.1.*30 input features.*M=4"):
-        compress(model, MagnitudeParams(mask_structure="2:4"))
+        compress(model, MagnitudeParams(mask_structure="2:4"), None)
     assert all(
         torch.equal(linear.weight, weight)
         for linear, weight in zip(model.layers, dense, strict=True)
