@@ -185,3 +185,25 @@ def test_real_model_beats_chance_and_pruning_hurts(tmp_path: Path) -> None:
     ).set_index("family")
     assert gold.loc["dense", "accuracy"] >= 0.4  # 4 options: chance is 0.25
     assert gold.loc["magnitude", "gold_score"] < gold.loc["dense", "gold_score"]
+
+
+def test_ctrl_c_ends_cleanly_and_resume_finishes(write_spec: SpecWriter, tmp_path: Path) -> None:
+    spec_path = write_spec(evaluation={"n_examples": 150, "batch_size": 4})
+    path = tmp_path / "jd.duckdb"
+    command = [sys.executable, "-m", "jdspec.cli", "run", str(spec_path), "--store", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and len(store.cell_states(path, _hashes(spec_path))) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    runs = store.read_frame(path, "SELECT status, cells_done FROM runs")
+    assert runs.status.tolist() == ["interrupted"] and 2 <= runs.cells_done.item() < 8
+    assert store.read_lock_holder(path) is None
+    finished = subprocess.run([*command, "--resume", "--json"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert len(store.cell_states(path, _hashes(spec_path))) == 8
