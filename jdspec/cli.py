@@ -294,6 +294,66 @@ def _trend_text(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
+def compress(
+    model: Annotated[str, typer.Argument(help="Local folder, hub id, or offline:PKG==VER:FILE.")],
+    method: Annotated[str, typer.Option(help="A registered method: magnitude, wanda, ...")],
+    out: Annotated[Path, typer.Option(help="New folder for the compressed model.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A parameter, key=value (YAML value; dotted keys nest)."),
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Hub revision.")] = "main",
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1.")] = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Compress one model and save it as a transformers folder with a JSON record.
+
+    Example: jd compress ./my-model --method magnitude --set mask_structure=2:4 --out pruned/
+    """
+    from jdspec.export import RECORD_FILE, export_compressed, parse_model_argument
+    from jdspec.spec import compressor_from_options
+
+    def action() -> None:
+        params = compressor_from_options(method, _parse_settings(set_ or []))
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise SpecError(f"--dtype: expected float32, bfloat16 or float16, got {dtype!r}")
+        record = export_compressed(
+            parse_model_argument(model, revision), params, out, dtype, device
+        )
+        if as_json:
+            return _print_json(
+                {"out": str(out), "sparsity": record.sparsity, "seconds": record.seconds}
+            )
+        console.print(
+            f"{method}: sparsity {record.sparsity:.4f} over {len(record.matrices)} "
+            f"matrices in {record.seconds:.1f} s; written to {out} ({RECORD_FILE})"
+        )
+        return None
+
+    _guarded(action)
+
+
+def _parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """`a.b=1` -> {"a": {"b": 1}}; values are read as YAML, so 0.5 is a number, 2:4 a string."""
+    import yaml
+
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise SpecError(f"--set {pair!r}: expected key=value")
+        value = yaml.safe_load(text)
+        value = text if isinstance(value, int) and ":" in text else value  # YAML reads 2:4 as 124
+        node = settings
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return settings
+
+
+@app.command()
 def status(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """What the store holds: specs, cells by status, recent runs, a run in progress.
 

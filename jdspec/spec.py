@@ -85,6 +85,19 @@ class Spec(BaseModel, extra="forbid", frozen=True):
         return self.metrics or self.spectrum.metrics()
 
 
+def compressor_from_options(method: str, values: dict[str, Any]) -> Any:
+    """A method's params from command-line `--set key=value` pairs, errors naming the key."""
+    if method not in COMPRESSORS.names():
+        raise SpecError("--method: " + unknown_name_message("method", method, COMPRESSORS.names()))
+    model = COMPRESSORS.get(method).params_model
+    try:
+        return model.model_validate({**values, "method": method})
+    except ValidationError as error:
+        item = error.errors()[0]
+        where = ".".join(str(part) for part in item["loc"]) or "(all)"
+        raise SpecError(f"--set {where}: {_message(item)}") from None
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read, expand sweeps and validate a spec file; every problem is a SpecError."""
     path = Path(path)

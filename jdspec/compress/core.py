@@ -36,6 +36,11 @@ class NM:
 def _parse_nm(value: Any) -> NM:
     if isinstance(value, NM):
         return value
+    if isinstance(value, int):
+        raise ValueError(
+            f"expected a quoted 'N:M' such as '2:4'; YAML reads an unquoted 2:4 "
+            f"as the base-60 number 124 (got {value})"
+        )
     match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(value))
     if not match:
         raise ValueError(f"expected 'N:M' such as '2:4', got {value!r}")
