@@ -125,29 +125,40 @@ def run_spec(
             return RunSummary(
                 None, 0, 0, already_done, left, "nothing to do", time.time() - started
             )
-        from jdspec.backends.local import run_jobs  # torch and transformers: only with work
-
         run_id = _begin(spec, store_path, cell_count)
         emit = on_event or (lambda event: None)
         emit(RunStarted(run_id, cell_count, len(work)))
-        cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
         counts = {"done": 0, "failed": 0}
-        status = "interrupted"
+        status = "interrupted"  # unless the loop ends normally: Ctrl-C, a crash
         try:
-            for record in run_jobs(work, emit):
-                if isinstance(record, VariantResult):
-                    store.write_variant(store_path, record, run_id)
-                    continue
-                cell = cells_by_hash[record.cell_hash]
-                store.write_cell(store_path, cell_row(cell, run_id), record)
-                counts[record.status] += 1
-                emit(CellFinished(cell, record))
+            _execute(work, store_path, run_id, emit, counts)
             status = "finished"
         finally:
             store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
     return RunSummary(
         run_id, counts["done"], counts["failed"], already_done, left, status, time.time() - started
     )
+
+
+def _execute(
+    work: list[tuple[Any, tuple[Cell, ...]]],
+    store_path: Path,
+    run_id: str,
+    emit: EventCallback,
+    counts: dict[str, int],
+) -> None:
+    """Store each record as it arrives: the single writer; `counts` tallies cells."""
+    from jdspec.backends.local import run_jobs  # torch and transformers: only when there is work
+
+    cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
+    for record in run_jobs(work, emit):
+        if isinstance(record, VariantResult):
+            store.write_variant(store_path, record, run_id)
+            continue
+        cell = cells_by_hash[record.cell_hash]
+        store.write_cell(store_path, cell_row(cell, run_id), record)
+        counts[record.status] += 1
+        emit(CellFinished(cell, record))
 
 
 def _pending_work(
