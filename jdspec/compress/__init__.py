@@ -6,7 +6,7 @@ top: validating and planning a spec then costs no torch import (3 s, more with C
 
 from __future__ import annotations
 
-from jdspec.compress import magnitude, none  # noqa: F401  (registration)
+from jdspec.compress import gptq, lowrank, magnitude, none, rtn, sparsegpt, wanda  # noqa: F401
 from jdspec.compress.core import COMPRESSORS, CompressionRecord, apply_compressor
 
 __all__ = ["COMPRESSORS", "CompressionRecord", "apply_compressor"]

@@ -178,3 +178,13 @@ def measure(method: str, matrices: dict[str, nn.Linear], notes: str = "") -> Com
         for name, linear in matrices.items()
     )
     return CompressionRecord(method=method, matrices=stats, notes=notes)
+
+
+def check_nm_groups(targets: dict[str, nn.Linear], structure: NM) -> None:
+    """Reject before calibrating or pruning anything, so a bad spec leaves the model whole."""
+    for name, linear in targets.items():
+        if linear.in_features % structure.group:
+            raise SpecError(
+                f"mask_structure {structure}: {name} has {linear.in_features} input features, "
+                f"not a multiple of M={structure.group}"
+            )

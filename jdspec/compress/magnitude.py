@@ -11,11 +11,11 @@ from jdspec.compress.core import (
     NM,
     CompressionRecord,
     NMField,
+    check_nm_groups,
     find_targets,
     measure,
     register_compressor,
 )
-from jdspec.errors import SpecError
 
 if TYPE_CHECKING:
     import torch
@@ -81,7 +81,7 @@ def compress(model: nn.Module, params: MagnitudeParams, calibration: None) -> Co
     weights = [linear.weight for linear in targets.values()]
     with torch.no_grad():
         if params.mask_structure is not None:
-            _check_groups(targets, params.mask_structure)
+            check_nm_groups(targets, params.mask_structure)
             for weight in weights:
                 _prune_nm(weight, params.mask_structure)
             return measure("magnitude", targets, notes=_NM_TIES)
@@ -143,16 +143,6 @@ def _prune_smallest(weights: list[torch.Tensor], count: int) -> None:
             remaining -= tied.numel()
         weight.masked_fill_(mask, 0)
     assert remaining == 0
-
-
-def _check_groups(targets: dict[str, nn.Linear], structure: NM) -> None:
-    """Reject before pruning anything, so a bad spec leaves the model whole."""
-    for name, linear in targets.items():
-        if linear.in_features % structure.group:
-            raise SpecError(
-                f"mask_structure {structure}: {name} has {linear.in_features} input features, "
-                f"not a multiple of M={structure.group}"
-            )
 
 
 def _prune_nm(weight: torch.Tensor, structure: NM) -> None:
