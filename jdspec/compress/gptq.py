@@ -18,6 +18,15 @@ from pydantic import BaseModel, Field, model_validator
 
 from jdspec.compress.calibration import CalibrationParams
 from jdspec.compress.core import CompressionRecord, find_targets, register_compressor
+from jdspec.compress.fields import (
+    Bits,
+    DampeningFrac,
+    GroupSize,
+    Ignore,
+    Symmetric,
+    Targets,
+    check_group_size,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -28,14 +37,9 @@ VERSION = 1
 
 class GPTQParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["gptq"] = "gptq"
-    bits: int = Field(ge=2, le=8, description="Bits per weight: 2^bits levels per grid.")
-    group_size: int = Field(
-        -1,
-        description="Consecutive inputs sharing one grid (scale and zero); -1: one grid per row.",
-    )
-    symmetric: bool = Field(
-        True, description="Grid centred on 0 spanning max|w|; false: min..max with a zero point."
-    )
+    bits: Bits
+    group_size: GroupSize = -1
+    symmetric: Symmetric = True
     actorder: bool = Field(
         False, description="Visit (and group) columns by decreasing diag(H) instead of in order."
     )
@@ -45,23 +49,16 @@ class GPTQParams(BaseModel, extra="forbid", frozen=True):
         description="Columns per block of the sweep; later blocks receive the block's "
         "corrections at once. A multiple of group_size.",
     )
-    dampening_frac: float = Field(
-        0.01,
-        ge=0,
-        description="Added to H's diagonal, as a fraction of its mean, before inverting.",
-    )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    dampening_frac: DampeningFrac = 0.01
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
     calibration: CalibrationParams = Field(
         CalibrationParams(), description="The token sequences the Hessians are collected on."
     )
 
     @model_validator(mode="after")
     def _groups_fit_blocks(self) -> GPTQParams:
-        if self.group_size != -1 and self.group_size < 1:
-            raise ValueError(f"group_size must be -1 (per row) or positive, got {self.group_size}")
+        check_group_size(self.group_size)
         if self.group_size != -1 and self.block_size % self.group_size:
             raise ValueError(
                 f"block_size {self.block_size} must be a multiple of group_size "

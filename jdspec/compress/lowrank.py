@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from jdspec.compress.core import CompressionRecord, find_targets, measure, register_compressor
+from jdspec.compress.fields import Ignore, Targets
 from jdspec.results import MatrixStats
 
 if TYPE_CHECKING:
@@ -33,10 +34,8 @@ class LowRankParams(BaseModel, extra="forbid", frozen=True):
         description="Keep the smallest rank whose squared singular values reach this fraction "
         "of the matrix's total (squared Frobenius norm).",
     )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
 
     @model_validator(mode="after")
     def _one_strength(self) -> LowRankParams:

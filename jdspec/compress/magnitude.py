@@ -10,11 +10,19 @@ from pydantic import BaseModel, Field, model_validator
 from jdspec.compress.core import (
     NM,
     CompressionRecord,
-    NMField,
     check_nm_groups,
     find_targets,
     measure,
     register_compressor,
+)
+from jdspec.compress.fields import (
+    Ignore,
+    MaskStructure,
+    Sparsity,
+    Targets,
+    check_one_structure,
+    pruning_family,
+    pruning_strength,
 )
 
 if TYPE_CHECKING:
@@ -26,46 +34,32 @@ VERSION = 1
 
 class MagnitudeParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["magnitude"] = "magnitude"
-    sparsity: float | None = Field(
-        None,
-        ge=0,
-        lt=1,
-        description="Fraction of each target's weights set to zero (unstructured).",
-    )
-    mask_structure: NMField | None = Field(
-        None, description="'N:M': keep N of every M consecutive weights along the input dimension."
-    )
+    sparsity: Sparsity = None
+    mask_structure: MaskStructure = None
     scope: Literal["layer", "global"] = Field(
         "layer",
         description="layer: one threshold per weight matrix (the paper's LLM setting); "
         "global: one threshold over all target matrices (the paper's RoBERTa setting).",
     )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
 
     @model_validator(mode="after")
     def _one_structure(self) -> MagnitudeParams:
-        if (self.sparsity is None) == (self.mask_structure is None):
-            raise ValueError("give exactly one of sparsity (unstructured) or mask_structure (N:M)")
+        check_one_structure(self.sparsity, self.mask_structure)
         if self.mask_structure is not None and self.scope == "global":
             raise ValueError("mask_structure N:M is chosen per group; scope must be 'layer'")
         return self
 
     def strength(self) -> float:
-        if self.mask_structure is not None:
-            return self.mask_structure.sparsity
-        assert self.sparsity is not None
-        return self.sparsity
+        return pruning_strength(self.sparsity, self.mask_structure)
 
     def strength_name(self) -> str:
         return "sparsity"
 
     def family(self) -> str:
-        if self.mask_structure is not None:
-            return f"magnitude N:{self.mask_structure.group}"
-        return "magnitude" if self.scope == "layer" else "magnitude global"
+        family = pruning_family("magnitude", self.mask_structure)
+        return family if self.scope == "layer" else "magnitude global"
 
 
 _UNSTRUCTURED_TIES = "ties in |W| broken by lower flat index first (matrix order, then row-major)"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, model_validator
 
 from jdspec.compress.core import CompressionRecord, find_targets, register_compressor
+from jdspec.compress.fields import Bits, GroupSize, Ignore, Symmetric, Targets, check_group_size
 
 if TYPE_CHECKING:
     from torch import nn
@@ -21,23 +22,15 @@ VERSION = 1
 
 class RTNParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["rtn"] = "rtn"
-    bits: int = Field(ge=2, le=8, description="Bits per weight: 2^bits levels per grid.")
-    group_size: int = Field(
-        -1,
-        description="Consecutive inputs sharing one grid (scale and zero); -1: one grid per row.",
-    )
-    symmetric: bool = Field(
-        True, description="Grid centred on 0 spanning max|w|; false: min..max with a zero point."
-    )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    bits: Bits
+    group_size: GroupSize = -1
+    symmetric: Symmetric = True
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
 
     @model_validator(mode="after")
     def _group_size_valid(self) -> RTNParams:
-        if self.group_size != -1 and self.group_size < 1:
-            raise ValueError(f"group_size must be -1 (per row) or positive, got {self.group_size}")
+        check_group_size(self.group_size)
         return self
 
     def strength(self) -> float:

@@ -26,11 +26,20 @@ from jdspec.compress.calibration import CalibrationParams
 from jdspec.compress.core import (
     NM,
     CompressionRecord,
-    NMField,
     check_nm_groups,
     find_targets,
     measure,
     register_compressor,
+)
+from jdspec.compress.fields import (
+    DampeningFrac,
+    Ignore,
+    MaskStructure,
+    Sparsity,
+    Targets,
+    check_one_structure,
+    pruning_family,
+    pruning_strength,
 )
 
 if TYPE_CHECKING:
@@ -42,38 +51,24 @@ VERSION = 1
 
 class SparseGPTParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["sparsegpt"] = "sparsegpt"
-    sparsity: float | None = Field(
-        None,
-        ge=0,
-        lt=1,
-        description="Fraction of each target's weights set to zero (unstructured).",
-    )
-    mask_structure: NMField | None = Field(
-        None, description="'N:M': keep N of every M consecutive weights along the input dimension."
-    )
+    sparsity: Sparsity = None
+    mask_structure: MaskStructure = None
     block_size: int = Field(
         128,
         ge=1,
         description="Columns per block: an unstructured mask is chosen per block; later blocks "
         "receive the block's corrections at once.",
     )
-    dampening_frac: float = Field(
-        0.01,
-        ge=0,
-        description="Added to H's diagonal, as a fraction of its mean, before inverting.",
-    )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    dampening_frac: DampeningFrac = 0.01
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
     calibration: CalibrationParams = Field(
         CalibrationParams(), description="The token sequences the Hessians are collected on."
     )
 
     @model_validator(mode="after")
     def _one_structure(self) -> SparseGPTParams:
-        if (self.sparsity is None) == (self.mask_structure is None):
-            raise ValueError("give exactly one of sparsity (unstructured) or mask_structure (N:M)")
+        check_one_structure(self.sparsity, self.mask_structure)
         if self.mask_structure is not None and self.block_size % self.mask_structure.group:
             raise ValueError(
                 f"block_size {self.block_size} must be a multiple of M={self.mask_structure.group}"
@@ -82,18 +77,13 @@ class SparseGPTParams(BaseModel, extra="forbid", frozen=True):
         return self
 
     def strength(self) -> float:
-        if self.mask_structure is not None:
-            return self.mask_structure.sparsity
-        assert self.sparsity is not None
-        return self.sparsity
+        return pruning_strength(self.sparsity, self.mask_structure)
 
     def strength_name(self) -> str:
         return "sparsity"
 
     def family(self) -> str:
-        if self.mask_structure is not None:
-            return f"sparsegpt N:{self.mask_structure.group}"
-        return "sparsegpt"
+        return pruning_family("sparsegpt", self.mask_structure)
 
 
 _UNSTRUCTURED_NOTES = (

@@ -11,11 +11,19 @@ from jdspec.compress.calibration import CalibrationParams, compress_layerwise
 from jdspec.compress.core import (
     NM,
     CompressionRecord,
-    NMField,
     check_nm_groups,
     find_targets,
     measure,
     register_compressor,
+)
+from jdspec.compress.fields import (
+    Ignore,
+    MaskStructure,
+    Sparsity,
+    Targets,
+    check_one_structure,
+    pruning_family,
+    pruning_strength,
 )
 
 if TYPE_CHECKING:
@@ -27,42 +35,27 @@ VERSION = 1
 
 class WandaParams(BaseModel, extra="forbid", frozen=True):
     method: Literal["wanda"] = "wanda"
-    sparsity: float | None = Field(
-        None,
-        ge=0,
-        lt=1,
-        description="Fraction of each output row's weights set to zero (unstructured).",
-    )
-    mask_structure: NMField | None = Field(
-        None, description="'N:M': keep N of every M consecutive weights along the input dimension."
-    )
-    targets: tuple[str, ...] = Field(
-        ("Linear",), description="Layer class names, exact module names or 're:' regexes."
-    )
-    ignore: tuple[str, ...] = Field((), description="Same forms as targets; removed from them.")
+    sparsity: Sparsity = None
+    mask_structure: MaskStructure = None
+    targets: Targets = ("Linear",)
+    ignore: Ignore = ()
     calibration: CalibrationParams = Field(
         CalibrationParams(), description="The text whose activations weigh the weights."
     )
 
     @model_validator(mode="after")
     def _one_structure(self) -> WandaParams:
-        if (self.sparsity is None) == (self.mask_structure is None):
-            raise ValueError("give exactly one of sparsity (unstructured) or mask_structure (N:M)")
+        check_one_structure(self.sparsity, self.mask_structure)
         return self
 
     def strength(self) -> float:
-        if self.mask_structure is not None:
-            return self.mask_structure.sparsity
-        assert self.sparsity is not None
-        return self.sparsity
+        return pruning_strength(self.sparsity, self.mask_structure)
 
     def strength_name(self) -> str:
         return "sparsity"
 
     def family(self) -> str:
-        if self.mask_structure is not None:
-            return f"wanda N:{self.mask_structure.group}"
-        return "wanda"
+        return pruning_family("wanda", self.mask_structure)
 
 
 _UNSTRUCTURED_TIES = "per output row; ties in |W|*||X|| prune the lower input index first"
