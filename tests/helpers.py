@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -54,6 +55,23 @@ def tiny_llama(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def tiny_gemma3_config(layer_types: list[str], sliding_window: int, **extra: object) -> Any:
+    """A tiny Gemma 3 text config: its layers alternate sliding-window and full attention."""
+    from transformers import Gemma3TextConfig
+
+    return Gemma3TextConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=len(layer_types),
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=sliding_window,
+        layer_types=layer_types,
+        **extra,
+    )
 
 
 def save_tiny_model(folder: Path) -> Path:

@@ -11,7 +11,6 @@ from torch import nn
 from transformers import (
     AutoTokenizer,
     Gemma3ForCausalLM,
-    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -23,7 +22,7 @@ from transformers import (
 
 from jdspec.evaluate import _encode, score_loglikelihood
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
-from tests.helpers import CORPUS, train_tokenizer
+from tests.helpers import CORPUS, tiny_gemma3_config, train_tokenizer
 
 # Contexts of 1 to 12 tokens, listed out of length order; continuations of 1, 2 and 5 tokens.
 REQUESTS = (
@@ -60,18 +59,9 @@ def _config(architecture: str, **shared: object) -> PretrainedConfig:
             **shared,
         )
     if architecture == "gemma3":
-        return Gemma3TextConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            query_pre_attn_scalar=8,
-            pad_token_id=0,
-            sliding_window=SLIDING_WINDOW,
-            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-            **shared,
+        layer_types = ["sliding_attention", "full_attention", "sliding_attention"]
+        return tiny_gemma3_config(
+            layer_types, SLIDING_WINDOW, query_pre_attn_scalar=8, pad_token_id=0, **shared
         )
     return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **shared)
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 from torch import nn
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+from transformers import Gemma3ForCausalLM
 
 from jdspec.compress import calibration as calibration_module
 from jdspec.compress.calibration import CalibrationParams, calibration_tokens, compress_layerwise
 from jdspec.compress.core import find_targets
 from jdspec.errors import SpecError
-from tests.helpers import CORPUS, tiny_llama, train_tokenizer
+from tests.helpers import CORPUS, tiny_gemma3_config, tiny_llama, train_tokenizer
 
 VOCABULARY = 100
 
@@ -107,16 +107,10 @@ def test_next_block_is_calibrated_on_compressed_outputs() -> None:
 def test_gemma3_blocks_get_their_own_masks_and_position_embeddings() -> None:
     """Block 0 slides over 4 tokens, block 1 attends to all 16: reusing block 0's would differ."""
     torch.manual_seed(0)
-    config = Gemma3TextConfig(
+    config = tiny_gemma3_config(
+        ["sliding_attention", "full_attention"],
+        4,
         vocab_size=VOCABULARY,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        sliding_window=4,
-        layer_types=["sliding_attention", "full_attention"],
         max_position_embeddings=64,
     )
     model = Gemma3ForCausalLM(config).eval().double()
