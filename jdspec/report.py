@@ -102,4 +102,5 @@ def _panel_chart(spec_name: str, setting: str, metric: str, means: pd.DataFrame)
             **facets,
         )
         .properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
+        .resolve_scale(x="independent")  # sparsity, bits and rank families share no axis
     )

@@ -72,13 +72,15 @@ def count_missing_dense(rows: pd.DataFrame) -> int:
 def normalized_drops(rows: pd.DataFrame) -> pd.DataFrame:
     """Each compressed row's normalized drop, (dense - compressed) / dense, in DROP_COLUMNS.
 
-    Every curve (model, family, level, seed, metric) also gets its origin: the dense point at
-    strength 0 with drop 0. A dense value of 0 gives drop NaN (the ratio is undefined), never
+    Every sparsity curve (model, family, level, seed, metric) also gets its origin: the dense
+    point at sparsity 0 with drop 0. Curves over bits or rank get none: the dense model is not
+    at 0 bits or rank 0. A dense value of 0 gives drop NaN (the ratio is undefined), never
     inf. Rows without a dense partner are left out; `count_missing_dense` counts them.
     """
     paired = _compressed_with_dense(rows)
     paired = paired.loc[paired["_merge"] == "both"]
-    origins = paired.drop_duplicates(CURVE_KEYS).assign(
+    sparsity_curves = paired.loc[paired["strength_name"] == "sparsity"]
+    origins = sparsity_curves.drop_duplicates(CURVE_KEYS).assign(
         strength=0.0,
         value=lambda frame: frame["dense"],
         n=lambda frame: frame["dense_n"],

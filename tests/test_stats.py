@@ -254,3 +254,16 @@ def test_empty_input_gives_empty_tables_with_columns() -> None:
     assert drops.empty and list(drops.columns) == DROP_COLUMNS
     assert trends.empty and list(trends.columns) == TREND_COLUMNS
     assert list(difficulty_trend(trends).columns) == DIFFICULTY_COLUMNS
+
+
+def test_bits_curves_get_no_origin_at_zero() -> None:
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "4 options", 0.8),
+            {**_row("gptq", 4.0, "4 options", 0.6), "strength_name": "bits"},
+            {**_row("gptq", 3.0, "4 options", 0.4), "strength_name": "bits"},
+        ]
+    )
+    drops = normalized_drops(rows)
+    assert sorted(drops["strength"]) == [3.0, 4.0]
+    assert drops.set_index("strength")["drop"].to_dict() == pytest.approx({3.0: 0.5, 4.0: 0.25})
