@@ -19,6 +19,11 @@ from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
 
 from jdspec.requests import LoglikelihoodRequest
 
+# A longer shared prefix is scored by the tail passes, so the context pass's log-probs stay small.
+MAX_SHARED_TOKENS = 64
+# What one more forward pass costs beyond its tokens (kernel launches, Python), in token slots.
+PASS_COST_SLOTS = 64
+
 
 def score_loglikelihood(
     model: nn.Module,
@@ -29,24 +34,45 @@ def score_loglikelihood(
 ) -> list[tuple[float, ...]]:
     """Sum of log-probabilities of each continuation's tokens given its context, per request.
 
+    `batch_size` means what it means to lm-evaluation-harness: that many whole sequences
+    (context and continuation) per pass. jd fills a pass with the same number of token slots,
+    batch_size x the longest sequence, but spends none of them on repeated contexts.
     `on_progress` receives the number of requests finished after each batch of contexts.
     """
     encoded = [_encode(tokenizer, request) for request in requests]
-    # Longest contexts first keeps padding within a batch low.
-    order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index][0]))
+    # Longest context pass first (context and shared prefix): little of a batch is padding.
+    order = sorted(range(len(encoded)), key=lambda index: -_context_pass_width(encoded[index]))
+    budget = batch_size * max((_longest(item) for item in encoded), default=1)
     pad_id = _pad_token_id(tokenizer)
     scores: list[tuple[float, ...]] = [() for _ in requests]
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            batch_scores = _score_batch(
-                model, [encoded[index] for index in batch], batch_size, pad_id
-            )
+        for batch in _context_batches(
+            order, [_context_pass_width(item) for item in encoded], budget
+        ):
+            batch_scores = _score_batch(model, [encoded[index] for index in batch], budget, pad_id)
             for index, request_scores in zip(batch, batch_scores, strict=True):
                 scores[index] = request_scores
             if on_progress is not None:
                 on_progress(len(batch))
     return scores
+
+
+def _context_batches(order: list[int], widths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive requests (widest first) in passes of at most `budget` padded slots."""
+    sorted_widths = [widths[index] for index in order]
+    return [
+        order[start:end] for start, end in _cheapest_split(sorted_widths, sorted_widths, budget)
+    ]
+
+
+def _longest(encoded: tuple[list[int], list[list[int]]]) -> int:
+    context_ids, continuations = encoded
+    return len(context_ids) + max((len(ids) for ids in continuations), default=0)
+
+
+def _context_pass_width(encoded: tuple[list[int], list[list[int]]]) -> int:
+    context_ids, continuations = encoded
+    return len(context_ids) + len(_shared_prefix(continuations))
 
 
 def _encode(
@@ -78,59 +104,155 @@ def _pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return 0
 
 
+def _shared_prefix(continuations: list[list[int]]) -> list[int]:
+    """The tokens every continuation starts with (all of it for a single continuation).
+
+    They are scored once, inside the context's forward pass: PIQA's two solutions often differ
+    only in their last words, and one continuation (WinoGrande, perplexity) needs no tail pass.
+    """
+    if not continuations:
+        return []
+    shared = continuations[0]
+    for other in continuations[1:]:
+        length = 0
+        for mine, theirs in zip(shared, other, strict=False):
+            if mine != theirs:
+                break
+            length += 1
+        shared = shared[:length]
+    return shared[:MAX_SHARED_TOKENS]
+
+
 def _score_batch(
     model: nn.Module,
     batch: list[tuple[list[int], list[list[int]]]],
-    batch_size: int,
+    budget: int,
     pad_id: int,
 ) -> list[tuple[float, ...]]:
-    """Scores of one batch of contexts: one forward for the contexts, then the tails by cache."""
-    contexts = [context_ids for context_ids, _ in batch]
+    """Scores of one batch of contexts: one forward for the contexts, then the tails by cache.
+
+    Each context is extended by its continuations' shared prefix; what follows the prefix is
+    scored from the cache, the first token straight from the context pass.
+    """
+    shared = [_shared_prefix(continuations) for _, continuations in batch]
+    contexts = [
+        context_ids + prefix for (context_ids, _), prefix in zip(batch, shared, strict=True)
+    ]
+    rests = [
+        [continuation_ids[len(prefix) :] for continuation_ids in continuations]
+        for (_, continuations), prefix in zip(batch, shared, strict=True)
+    ]
     cache = DynamicCache(config=model.config)
-    first_logprobs, context_mask = _run_contexts(model, contexts, cache, pad_id)
-    sums = _first_token_logprobs(first_logprobs, [continuations for _, continuations in batch])
+    logprobs, context_mask = _run_contexts(model, contexts, cache, pad_id, shared)
+    prefix_sums = _prefix_logprobs(logprobs, shared)
+    sums = _first_token_logprobs(logprobs[:, -1], rests)
     pairs = [
         (row, column)
-        for row, (_, continuations) in enumerate(batch)
-        for column, continuation_ids in enumerate(continuations)
-        if len(continuation_ids) > 1
+        for row, row_rests in enumerate(rests)
+        for column, rest in enumerate(row_rests)
+        if len(rest) > 1
     ]
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
+    # Tails of similar length share a forward, so little of it is padding.
+    pairs.sort(key=lambda pair: -len(rests[pair[0]][pair[1]]))
+    widths = [len(rests[row][column]) - 1 for row, column in pairs]
+    # A tail row also holds its context's cached keys and values.
+    memory = [max(len(ids) for ids in contexts) + width for width in widths]
+    for start, end in _cheapest_split(widths, memory, budget):
+        chunk = pairs[start:end]
         rows = [row for row, _ in chunk]
-        tails = [batch[row][1][column] for row, column in chunk]
+        tails = [rests[row][column] for row, column in chunk]
         lengths = [len(contexts[row]) for row in rows]
         tail_sums = _run_tails(model, cache, context_mask, rows, lengths, tails, pad_id)
         for (row, column), tail_sum in zip(chunk, tail_sums, strict=True):
             sums[row][column] += tail_sum
-    return [tuple(row_sums) for row_sums in sums]
+    return [
+        tuple(prefix_sum + value for value in row_sums)
+        for prefix_sum, row_sums in zip(prefix_sums, sums, strict=True)
+    ]
+
+
+def _cheapest_split(widths: list[int], memory: list[int], budget: int) -> list[tuple[int, int]]:
+    """(start, end) ranges cutting rows sorted widest first into passes that waste least.
+
+    A pass is as wide as its first row, so it costs rows x widths[start] slots plus a fixed
+    PASS_COST_SLOTS; it may hold at most `budget` slots of memory, rows x memory[start] (a
+    single row always fits). Dynamic programming over cut points finds the cheapest split.
+    """
+    count = len(widths)
+    best = [0.0] + [float("inf")] * count  # best[end]: cost of splitting rows[:end]
+    cut = [0] * (count + 1)
+    for end in range(1, count + 1):
+        for start in range(end - 1, -1, -1):
+            rows = end - start
+            if rows > 1 and rows * memory[start] > budget:
+                break
+            cost = best[start] + rows * widths[start] + PASS_COST_SLOTS
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    ranges = []
+    end = count
+    while end > 0:
+        ranges.append((cut[end], end))
+        end = cut[end]
+    return ranges[::-1]
 
 
 def _run_contexts(
-    model: nn.Module, contexts: list[list[int]], cache: Cache, pad_id: int
+    model: nn.Module, contexts: list[list[int]], cache: Cache, pad_id: int, shared: list[list[int]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill `cache` with the left-padded contexts; return next-token log-probs and the mask.
+    """Fill `cache` with the left-padded contexts; return log-probs of the last positions and
+    the mask.
 
-    Returns (rows, vocab) float32 log-probabilities and the (rows, width) context mask.
+    Returns (rows, positions, vocab) float32 log-probabilities of the last positions, enough to
+    score every row's shared prefix and the token after it, and the (rows, width) context mask.
     """
     device = next(model.parameters()).device
-    width = max(len(ids) for ids in contexts)
+    input_ids, attention_mask = left_pad(contexts, pad_id, device)
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
+        use_cache=True,
+        logits_to_keep=1 + max(len(prefix) for prefix in shared),
+        **{_cache_keyword(model): cache},
+    ).logits
+    return torch.log_softmax(logits.float(), dim=-1), attention_mask
+
+
+def left_pad(
+    contexts: list[list[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, width) ids and attention mask, each context right-aligned so all end together."""
+    width = max((len(ids) for ids in contexts), default=0)
     input_ids = torch.full((len(contexts), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(contexts), width), dtype=torch.long)
     for row, ids in enumerate(contexts):
         input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, width - len(ids) :] = 1
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    attention_mask = attention_mask.to(device)
-    logits = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask,
-        position_ids=position_ids.to(device),
-        use_cache=True,
-        logits_to_keep=1,
-        **{_cache_keyword(model): cache},
-    ).logits
-    return torch.log_softmax(logits[:, -1].float(), dim=-1), attention_mask
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _prefix_logprobs(logprobs: torch.Tensor, shared: list[list[int]]) -> list[float]:
+    """Each row's log-prob of its shared prefix, read from the context pass's last positions."""
+    kept = logprobs.shape[1]
+    rows, positions, tokens = [], [], []
+    for row, prefix in enumerate(shared):
+        # Token k of the prefix is predicted at position kept - 1 - len(prefix) + k.
+        first = kept - 1 - len(prefix)
+        rows.extend([row] * len(prefix))
+        positions.extend(range(first, first + len(prefix)))
+        tokens.extend(prefix)
+    sums = [0.0] * len(shared)
+    if tokens:
+        device = logprobs.device
+        values = logprobs[
+            torch.tensor(rows, device=device),
+            torch.tensor(positions, device=device),
+            torch.tensor(tokens, device=device),
+        ].double()
+        for row, value in zip(rows, values.tolist(), strict=True):
+            sums[row] += value
+    return sums
 
 
 def _first_token_logprobs(

@@ -17,3 +17,21 @@ class LoglikelihoodRequest:
 def prompt_hash(text: str) -> str:
     """First 16 hex digits of the text's SHA-256: a short, stable key for a stored prompt."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A prompt answered by greedy decoding, cut before the first stop sequence."""
+
+    context: str
+    stop: tuple[str, ...] = ("\n",)
+    max_new_tokens: int = 32
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What greedy decoding answered: the text before any stop sequence, and how sure it was."""
+
+    text: str
+    token_count: int  # generated tokens kept (those before the one that completed a stop)
+    logprob: float  # sum of those tokens' log-probabilities

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import math
+import random
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,13 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from jdspec.evaluate import _encode, score_loglikelihood
+from jdspec.evaluate import (
+    PASS_COST_SLOTS,
+    _cheapest_split,
+    _encode,
+    _shared_prefix,
+    score_loglikelihood,
+)
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from tests.helpers import CORPUS, tiny_gemma3_config, train_tokenizer
 
@@ -33,6 +42,9 @@ REQUESTS = (
     LoglikelihoodRequest("", ("the quick", "A")),
     LoglikelihoodRequest("Question: what is two plus two? Answer:", (" four", " Paris London")),
     LoglikelihoodRequest("A", (" B C D", " B")),
+    # Continuations sharing several tokens, and a lone one: scored in the context pass.
+    LoglikelihoodRequest("The capital", (" of France is Paris", " of France is London.")),
+    LoglikelihoodRequest("Question: what", (" is two plus two? Answer: four",)),
 )
 
 SLIDING_WINDOW = 4
@@ -155,6 +167,26 @@ def test_longer_continuations_add_forwards_by_chunk(tokenizer: PreTrainedTokeniz
     assert calls[0] == 1 + 2
 
 
+def test_shared_prefix_is_scored_once(tokenizer: PreTrainedTokenizerFast) -> None:
+    """Two options differing at the end: the context pass also runs their shared tokens, the
+    tail pass only what follows; a lone option is scored by the context pass alone."""
+    model = _build_model("llama", len(tokenizer))
+    widths: list[int] = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    request = LoglikelihoodRequest("The capital", (" of France is Paris", " of France is London"))
+    context_ids, (first, second) = _encode(tokenizer, request)
+    shared = _shared_prefix([first, second])
+    assert len(shared) >= 3
+    score_loglikelihood(model, tokenizer, [request], batch_size=2)
+    rest = max(len(first), len(second)) - len(shared)
+    assert widths == [len(context_ids) + len(shared)] + ([rest - 1] if rest > 1 else [])
+    widths.clear()
+    score_loglikelihood(model, tokenizer, [REQUESTS[-1]], batch_size=2)
+    assert len(widths) == 1
+
+
 def test_results_keep_request_order(tokenizer: PreTrainedTokenizerFast) -> None:
     model = _build_model("gpt2", len(tokenizer))
     forward = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=2)
@@ -206,3 +238,30 @@ def test_matches_reference_with_smollm2_tokenizer() -> None:
     scores = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=3)
     for row, expected_row in zip(scores, expected, strict=True):
         assert row == pytest.approx(expected_row, abs=1e-5, rel=0)
+
+
+def _split_cost(widths: list[int], ranges: list[tuple[int, int]]) -> float:
+    return sum((end - start) * widths[start] + PASS_COST_SLOTS for start, end in ranges)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_cheapest_split_matches_brute_force(seed: int) -> None:
+    """Every way of cutting the sorted rows, tried: the split found costs the least and fits."""
+    rng = random.Random(seed)
+    widths = sorted((rng.randint(1, 120) for _ in range(rng.randint(1, 9))), reverse=True)
+    memory = [width + rng.randint(0, 40) for width in widths]
+    budget = rng.randint(60, 600)
+    ranges = _cheapest_split(widths, memory, budget)
+    assert [start for start, _ in ranges] == [0] + [end for _, end in ranges[:-1]]
+    assert ranges[-1][1] == len(widths)
+    fits = [(end - start == 1 or (end - start) * memory[start] <= budget) for start, end in ranges]
+    assert all(fits)
+    best = math.inf
+    for mask in range(2 ** (len(widths) - 1)):
+        cuts = [0] + [i + 1 for i in range(len(widths) - 1) if mask >> i & 1] + [len(widths)]
+        candidate = list(itertools.pairwise(cuts))
+        if all(
+            end - start == 1 or (end - start) * memory[start] <= budget for start, end in candidate
+        ):
+            best = min(best, _split_cost(widths, candidate))
+    assert _split_cost(widths, ranges) == best
