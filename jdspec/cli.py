@@ -74,7 +74,7 @@ def plan(
     Example: jd plan specs/demo.yaml --explain
     """
     from jdspec.plan import count_statuses
-    from jdspec.run import explain_cells, plan_spec
+    from jdspec.run import explain_cells, level_rows, plan_spec
     from jdspec.spec import load_spec
 
     def action() -> None:
@@ -89,10 +89,24 @@ def plan(
         planned = plan_spec(loaded, store)
         counts = count_statuses(planned)
         jobs = [_job_row(job) for job in planned]
+        levels = level_rows(loaded)
         if as_json:
             return _print_json(
-                {"spec": loaded.name, "store": str(store), "counts": counts, "jobs": jobs}
+                {
+                    "spec": loaded.name,
+                    "store": str(store),
+                    "counts": counts,
+                    "levels": levels,
+                    "jobs": jobs,
+                }
             )
+        console.print(
+            _table(
+                f"{loaded.name}: {len(levels)} levels of {levels[0]['setting']}",
+                levels,
+                ["level", "kind", "difficulty", "difficulty from"],
+            )
+        )
         console.print(
             _table(
                 f"{loaded.name}: {len(jobs)} compressed models",

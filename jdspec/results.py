@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class CellResult:
     metrics: tuple[MetricValue, ...] = ()
     examples: tuple[ExampleRecord, ...] = ()
     error: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    batch_size: int | None = None  # the one used, which "auto" finds by probing
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,28 @@ def plan_spec(spec: Spec, store_path: Path) -> list[PlannedJob]:
     return attach_statuses(jobs, dict(zip(states["cell_hash"], states["status"], strict=True)))
 
 
+def level_rows(spec: Spec) -> list[dict[str, Any]]:
+    """The spectrum's levels in difficulty order, with how each difficulty is known."""
+    levels = spec.spectrum.expand(spec.evaluation.n_examples, spec.evaluation.seed)
+    rows = []
+    for level in levels:
+        if level.human is not None:
+            known = f"after the dense run: ({level.human:g} - dense) / {level.human:g}"
+        else:
+            known = "fixed when planned" if level.difficulty is not None else "unknown"
+        rows.append(
+            {
+                "setting": level.setting,
+                "level": level.label,
+                "difficulty": level.difficulty,
+                "human": level.human,
+                "difficulty from": known,
+                "kind": level.config.kind,
+            }
+        )
+    return rows
+
+
 def explain_cells(spec: Spec, store_path: Path) -> list[dict[str, Any]]:
     """For each cell: its status and why (no stored row; stored by run R; failed with E)."""
     cells = all_cells(expand(spec))
@@ -197,11 +219,19 @@ def _register_members(spec: Spec, planned: list[PlannedJob], store_path: Path) -
         if store_path.exists()
         else pd.DataFrame()
     )
-    if len(known) and set(zip(known.cell_hash, known.level, known.difficulty, strict=True)) >= set(
-        zip(members.cell_hash, members.level, members.difficulty, strict=True)
-    ):
+    if len(known) and _member_keys(known) >= _member_keys(members):
         return
     store.write_members(store_path, members)
+
+
+def _member_keys(members: pd.DataFrame) -> set[tuple[str, str, float | None]]:
+    """(cell, level, difficulty) with a missing difficulty (NULL, NaN or None) as None."""
+    return {
+        (cell_hash, level, None if pd.isna(difficulty) else float(difficulty))
+        for cell_hash, level, difficulty in zip(
+            members.cell_hash, members.level, members.difficulty, strict=True
+        )
+    }
 
 
 def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
@@ -226,7 +256,12 @@ def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
 
 
 def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
-    """The spec's done results, one row per cell and metric, with this spec's levels."""
+    """The spec's done results, one row per cell and metric, with this spec's levels.
+
+    Levels measured against people (setting 5) get their difficulty from the dense rows here.
+    """
+    from jdspec.stats import human_gap_difficulty  # scipy: only when reporting
+
     cells = all_cells(expand(spec))
     metrics = spec.reported_metrics()
     wanted = pd.DataFrame(
@@ -234,11 +269,12 @@ def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
             "cell_hash": [cell.cell_hash for cell in cells],
             "level": [cell.level.label for cell in cells],
             "difficulty": [cell.level.difficulty for cell in cells],
-        }
-    )
+            "human": [cell.level.human for cell in cells],
+        },
+    ).astype({"difficulty": float, "human": float})
     stored = store.done_results(store_path, wanted["cell_hash"].tolist())
     if stored.empty:
         return stored
     rows = stored.merge(wanted, on="cell_hash")
     rows = rows[rows["metric"].isin(metrics)].assign(spec=spec.name)
-    return rows.reset_index(drop=True)
+    return human_gap_difficulty(rows.reset_index(drop=True))

@@ -57,7 +57,9 @@ Spectrum = _tagged_union([s.spectrum_model for _, s in SETTINGS.items()], "setti
 class Evaluation(BaseModel, extra="forbid", frozen=True):
     n_examples: int | None = Field(100, ge=1, description="Questions per level; null for all.")
     seed: int = Field(0, description="Seeds the sample of questions and the dropped options.")
-    batch_size: int = Field(8, ge=1, description="Sequences per forward pass; in the cell key.")
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        8, description='Sequences per forward pass, or "auto" (largest that fits); in the cell key.'
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Eval dtype.")
     device: str = Field("auto", description="auto (cuda if present, else cpu), cpu, cuda, cuda:1.")
 

@@ -46,6 +46,23 @@ FAMILY_KEYS = ["model", "family", "setting", "metric"]
 DIFFICULTY_COLUMNS = [*FAMILY_KEYS, "level_count", "spearman_rho", "spearman_p"]
 
 
+def human_gap_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a `human` score get difficulty (human - dense) / human; `human` is dropped.
+
+    The dense value is the same model's on the same level, seed and metric (setting 5's
+    normalized human-model gap); without a dense row the difficulty is NaN.
+    """
+    if "human" not in rows.columns:
+        return rows
+    dense = rows.loc[rows["family"] == DENSE_FAMILY, [*DENSE_KEYS, "value"]]
+    merged = rows.merge(
+        dense.rename(columns={"value": "dense_value"}), on=DENSE_KEYS, how="left", validate="m:1"
+    )
+    gap = (merged["human"] - merged["dense_value"]) / merged["human"]
+    merged["difficulty"] = merged["difficulty"].astype(float).where(merged["human"].isna(), gap)
+    return merged.drop(columns=["human", "dense_value"])
+
+
 def _dense_values(rows: pd.DataFrame) -> pd.DataFrame:
     """The dense rows keyed by DENSE_KEYS; a duplicate key would silently double curves."""
     dense = rows.loc[rows["family"] == DENSE_FAMILY, [*DENSE_KEYS, "value", "n", "difficulty"]]

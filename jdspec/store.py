@@ -24,7 +24,9 @@ import pandas as pd
 from jdspec.errors import SpecError, StoreBusy
 from jdspec.results import CellResult, VariantResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Statements taking a store from schema version N to N + 1, run in order when a writer opens it.
+MIGRATIONS = {1: ["ALTER TABLE cells ADD COLUMN batch_size INTEGER"]}
 RETRY_SECONDS = 15.0
 
 SCHEMA = """
@@ -41,7 +43,7 @@ CREATE TABLE IF NOT EXISTS cells (
     cell_hash VARCHAR PRIMARY KEY, variant_hash VARCHAR, status VARCHAR, run_id VARCHAR,
     model VARCHAR, method VARCHAR, family VARCHAR, strength_name VARCHAR, strength DOUBLE,
     setting VARCHAR, level VARCHAR, seed INTEGER, cell JSON, error VARCHAR, attempts INTEGER,
-    started_at TIMESTAMP, finished_at TIMESTAMP, seconds DOUBLE);
+    started_at TIMESTAMP, finished_at TIMESTAMP, seconds DOUBLE, batch_size INTEGER);
 CREATE TABLE IF NOT EXISTS variants (
     variant_hash VARCHAR PRIMARY KEY, method VARCHAR, sparsity DOUBLE,
     compression_seconds DOUBLE, notes VARCHAR, run_id VARCHAR, created_at TIMESTAMP);
@@ -95,8 +97,19 @@ def _migrate(path: Path, connection: duckdb.DuckDBPyConnection) -> None:
     found = _first_row(connection, "SELECT value FROM meta WHERE key = 'schema_version'")
     if found is None:
         connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-    else:
-        _check_version(path, connection)
+        return
+    _check_version(path, connection)
+    version = int(found[0])
+    if version == SCHEMA_VERSION:
+        return
+    connection.execute("BEGIN")
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            connection.execute(statement)
+    connection.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+    )
+    connection.execute("COMMIT")
 
 
 def _check_version(path: Path, connection: duckdb.DuckDBPyConnection) -> None:
@@ -320,7 +333,7 @@ def write_cell(path: Path, row: dict[str, Any], result: CellResult) -> None:
         attempts = (previous[0] if previous else 0) + 1
         connection.execute(
             "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "to_timestamp(?), to_timestamp(?), ?)",
+            "to_timestamp(?), to_timestamp(?), ?, ?)",
             [
                 row["cell_hash"],
                 row["variant_hash"],
@@ -340,6 +353,7 @@ def write_cell(path: Path, row: dict[str, Any], result: CellResult) -> None:
                 result.started_at,
                 result.started_at + result.seconds,
                 result.seconds,
+                result.batch_size,
             ],
         )
         if result.status == "done":

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
+from jdspec.batching import BatchSize, resolve_batch_size
 from jdspec.compress import apply_compressor
 from jdspec.evaluate import score_loglikelihood
+from jdspec.generate import generate_greedy
 from jdspec.models import load_model
 from jdspec.plan import Cell, Job
+from jdspec.requests import GenerationRequest, LoglikelihoodRequest
 from jdspec.results import CellResult, Progress, VariantResult
-from jdspec.tasks import mcq
+from jdspec.tasks import TASK_KINDS
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -46,17 +51,18 @@ def execute_job(
 
 def evaluate_cell(
     model: torch.nn.Module,
-    tokenizer: object,
+    tokenizer: PreTrainedTokenizerBase,
     cell: Cell,
-    batch_size: int,
+    batch_size: BatchSize,
     on_progress: ProgressCallback | None = None,
 ) -> CellResult:
-    """Build the level's requests, score them in batches, turn scores into metrics."""
+    """Build the level's requests, answer them in batches, turn the answers into metrics."""
     started = time.time()
     try:
         level = cell.level.config
-        items, data = mcq.select_items(level)
-        requests = [mcq.build_request(level, item, data) for item in items]
+        task = TASK_KINDS.get(level.kind)
+        items, requests = task.build(level)
+        size = resolve_batch_size(model, batch_size, _longest_tokens(tokenizer, requests))
         done = 0
 
         def advance(finished: int) -> None:
@@ -65,8 +71,8 @@ def evaluate_cell(
             if on_progress:
                 on_progress(Progress(cell.cell_hash, done, len(requests)))
 
-        scores = score_loglikelihood(model, tokenizer, requests, batch_size, advance)
-        result = mcq.score(level, items, requests, scores)
+        answers = answer_requests(model, tokenizer, requests, size, advance)
+        result = task.score(level, items, requests, answers)
     except Exception:
         return CellResult(
             cell.cell_hash, "failed", started, time.time() - started, error=traceback.format_exc()
@@ -78,4 +84,39 @@ def evaluate_cell(
         time.time() - started,
         metrics=result.metrics,
         examples=result.examples,
+        batch_size=size,
     )
+
+
+def answer_requests(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    requests: Sequence[LoglikelihoodRequest | GenerationRequest],
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Log-likelihoods for scoring requests, greedy answers for generation requests."""
+    if all(isinstance(request, LoglikelihoodRequest) for request in requests):
+        scoring = cast(Sequence[LoglikelihoodRequest], requests)
+        return score_loglikelihood(model, tokenizer, scoring, batch_size, on_progress)
+    if all(isinstance(request, GenerationRequest) for request in requests):
+        prompts = cast(Sequence[GenerationRequest], requests)
+        return generate_greedy(model, tokenizer, prompts, batch_size, on_progress)
+    raise TypeError("a level's requests must all be of one kind")
+
+
+def _longest_tokens(
+    tokenizer: PreTrainedTokenizerBase, requests: Sequence[LoglikelihoodRequest | GenerationRequest]
+) -> int:
+    """Tokens in the longest sequence a batch will hold, for probing an "auto" batch size."""
+    if not requests:
+        return 1
+    if isinstance(requests[0], GenerationRequest):
+        longest = max(requests, key=lambda request: len(request.context))
+        return len(tokenizer(longest.context).input_ids) + longest.max_new_tokens
+    longest = max(
+        requests,
+        key=lambda request: len(request.context) + max(map(len, request.continuations), default=0),
+    )
+    text = longest.context + max(longest.continuations, key=len, default="")
+    return len(tokenizer(text).input_ids)

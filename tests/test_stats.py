@@ -17,6 +17,7 @@ from jdspec.stats import (
     TREND_COLUMNS,
     count_missing_dense,
     difficulty_trend,
+    human_gap_difficulty,
     level_trends,
     normalized_drops,
 )
@@ -267,3 +268,32 @@ def test_bits_curves_get_no_origin_at_zero() -> None:
     drops = normalized_drops(rows)
     assert sorted(drops["strength"]) == [3.0, 4.0]
     assert drops.set_index("strength")["drop"].to_dict() == pytest.approx({3.0: 0.5, 4.0: 0.25})
+
+
+def test_human_gap_difficulty_uses_each_models_own_dense_score() -> None:
+    """(human - dense) / human per model and metric, given to dense and compressed rows alike."""
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 piqa", 0.75, difficulty=math.nan),
+            _row("magnitude", 0.5, "2 piqa", 0.60, difficulty=math.nan),
+            _row("dense", 0.0, "2 piqa", 0.50, difficulty=math.nan, model="other"),
+            _row("dense", 0.0, "2 piqa", 0.70, difficulty=math.nan, metric="accuracy_norm"),
+            _row("dense", 0.0, "4 options", 0.40),
+        ]
+    ).assign(human=[0.95, 0.95, 0.95, 0.95, math.nan])
+    filled = human_gap_difficulty(rows)
+    assert "human" not in filled.columns
+    assert filled["difficulty"].tolist() == pytest.approx(
+        [
+            (0.95 - 0.75) / 0.95,
+            (0.95 - 0.75) / 0.95,
+            (0.95 - 0.50) / 0.95,
+            (0.95 - 0.70) / 0.95,
+            4.0,
+        ]
+    )
+
+
+def test_human_gap_without_dense_is_nan() -> None:
+    rows = pd.DataFrame([_row("magnitude", 0.5, "2 piqa", 0.6)]).assign(human=[0.9])
+    assert math.isnan(human_gap_difficulty(rows)["difficulty"].iloc[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -144,6 +145,23 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SpecError, match="schema version 99 is newer"):
         store.read_frame(path, "SELECT 1")
+
+
+def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """A store written before cells had batch_size gains the column; old rows keep NULL."""
+    path = tmp_path / "jd.duckdb"
+    store.write_cell(path, {**ROW, "cell_hash": "old"}, _done("old"))
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("ALTER TABLE cells DROP COLUMN batch_size")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.write_cell(path, {**ROW, "cell_hash": "new"}, replace(_done("new"), batch_size=16))
+    frame = store.read_frame(path, "SELECT cell_hash, batch_size FROM cells ORDER BY cell_hash")
+    assert frame.to_dict("records") == [
+        {"cell_hash": "new", "batch_size": 16},
+        {"cell_hash": "old", "batch_size": None},
+    ]
+    version = store.read_frame(path, "SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version["value"].tolist() == [str(store.SCHEMA_VERSION)]
 
 
 def test_not_a_database(tmp_path: Path) -> None:

@@ -1,8 +1,18 @@
-"""Study settings. Importing this package registers every setting: the one import site."""
+"""Study settings and task kinds. Importing this package registers all of them: the one import
+site."""
 
 from __future__ import annotations
 
-from jdspec.tasks import k_shot, option_count  # noqa: F401  (registration)
-from jdspec.tasks.core import SETTINGS, Level
+from jdspec.tasks import (  # noqa: F401  (registration)
+    benchmark,
+    context_length,
+    factoid_vs_mcq,
+    human_gap,
+    k_shot,
+    mcq,
+    option_count,
+    qa,
+)
+from jdspec.tasks.core import SETTINGS, TASK_KINDS, Level
 
-__all__ = ["SETTINGS", "Level"]
+__all__ = ["SETTINGS", "TASK_KINDS", "Level"]

@@ -1,24 +1,45 @@
-"""What every study setting shares: the registry of spectra and the Level record."""
+"""What every study setting shares: the registries of spectra and task kinds, the Level record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from jdspec.registry import Registry
+from jdspec.results import TaskResult
 
 
 @dataclass(frozen=True)
 class Level:
     """One point on a spectrum: a label for people, a difficulty for statistics, and `config`,
-    everything that changes the result (it goes into the cell key)."""
+    everything that changes the result (it goes into the cell key).
+
+    `difficulty` is None when it comes from the study's own results: setting 5's normalized
+    human-model gap, (human - dense) / human, needs the dense model's score, so the report
+    computes it from `human`.
+    """
 
     setting: str
     label: str
-    difficulty: float
+    difficulty: float | None
     config: BaseModel
+    human: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """How a level's `config.kind` is evaluated, torch-free: `build(config)` gives prepared items
+    and requests (jdspec.requests); the worker answers them; `score(config, items, requests,
+    answers)` turns the answers into metrics and per-example records."""
+
+    build: Callable[[Any], tuple[Any, Sequence[Any]]]
+    score: Callable[[Any, Any, Sequence[Any], Sequence[Any]], TaskResult]
+
+
+TASK_KINDS: Registry[TaskKind] = Registry("task kind")
 
 
 @dataclass(frozen=True)

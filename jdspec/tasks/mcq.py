@@ -20,6 +20,7 @@ from jdspec.data.mcq import MCQ_DATASETS, OFFLINE_DATA_VERSION, MCQData, MCQItem
 from jdspec.registry import unknown_name_message
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
+from jdspec.tasks.core import TASK_KINDS, TaskKind
 
 VERSION = 1
 LETTERS = "ABCDEFGHIJ"
@@ -192,3 +193,11 @@ def score(
     if level.answer_format == "cloze":
         metrics.append(MetricValue("accuracy_norm", normalized_correct / n if n else math.nan, n))
     return TaskResult(tuple(metrics), tuple(records))
+
+
+def build(level: MCQLevel) -> tuple[list[MCQItem], list[LoglikelihoodRequest]]:
+    items, data = select_items(level)
+    return items, [build_request(level, item, data) for item in items]
+
+
+TASK_KINDS.register("mcq")(TaskKind(build, score))
