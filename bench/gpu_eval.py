@@ -52,7 +52,7 @@ def prepare(out: Path) -> None:
     """HellaSwag's validation requests as JSON and SmolLM2's tokenizer, for a machine without
     the offline packages."""
     from jdspec.data.benchmarks import load_docs
-    from jdspec.data.mcq import OFFLINE_DATA_VERSION
+    from jdspec.data.sources import OFFLINE_DATA_VERSION
     from jdspec.models import load_model
     from jdspec.spec import OfflineModel
     from jdspec.tasks.choice import choice_requests

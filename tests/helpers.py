@@ -1,4 +1,4 @@
-"""Tiny offline building blocks for tests: a trained byte-level BPE tokenizer, a random Llama."""
+"""Tiny offline building blocks for tests: a trained byte-level BPE tokenizer, random models."""
 
 from __future__ import annotations
 
@@ -72,6 +72,50 @@ def tiny_gemma3_config(layer_types: list[str], sliding_window: int, **extra: obj
         layer_types=layer_types,
         **extra,
     )
+
+
+SLIDING_WINDOW = 4  # shorter than most test prompts, so a wrong cache slot changes results
+INITIALIZER_RANGE = 0.1  # large enough that a wrong position or mask moves scores by > 1e-2
+
+
+def _tiny_config(architecture: str, **shared: object) -> Any:
+    """A tiny config; Gemma 3's alternates sliding-window and full attention layers, GPT-2's
+    learned absolute positions catch a position shifted by padding."""
+    from transformers import GPT2Config
+
+    if architecture == "llama":
+        return LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **shared,
+        )
+    if architecture == "gemma3":
+        layer_types = ["sliding_attention", "full_attention", "sliding_attention"]
+        return tiny_gemma3_config(
+            layer_types, SLIDING_WINDOW, query_pre_attn_scalar=8, pad_token_id=0, **shared
+        )
+    return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **shared)
+
+
+def tiny_causal_lm(architecture: str, vocab_size: int, attention: str = "sdpa") -> Any:
+    """A tiny llama, gemma3 or gpt2 causal LM with seeded random weights, in eval mode."""
+    from transformers import Gemma3ForCausalLM, GPT2LMHeadModel
+
+    classes = {"llama": LlamaForCausalLM, "gemma3": Gemma3ForCausalLM, "gpt2": GPT2LMHeadModel}
+    config = _tiny_config(
+        architecture,
+        vocab_size=vocab_size,
+        initializer_range=INITIALIZER_RANGE,
+        attn_implementation=attention,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return classes[architecture](config).eval()
 
 
 def save_tiny_model(folder: Path) -> Path:

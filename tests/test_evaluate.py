@@ -13,12 +13,6 @@ import torch
 from torch import nn
 from transformers import (
     AutoTokenizer,
-    Gemma3ForCausalLM,
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PretrainedConfig,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
@@ -31,7 +25,7 @@ from jdspec.evaluate import (
     score_loglikelihood,
 )
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
-from tests.helpers import CORPUS, tiny_gemma3_config, train_tokenizer
+from tests.helpers import CORPUS, SLIDING_WINDOW, tiny_causal_lm, train_tokenizer
 
 # Contexts of 1 to 12 tokens, listed out of length order; continuations of 1, 2 and 5 tokens.
 REQUESTS = (
@@ -47,50 +41,10 @@ REQUESTS = (
     LoglikelihoodRequest("Question: what", (" is two plus two? Answer: four",)),
 )
 
-SLIDING_WINDOW = 4
-INITIALIZER_RANGE = 0.1  # Large enough that a wrong position or mask moves scores by >1e-2.
-
 
 @pytest.fixture(scope="module")
 def tokenizer() -> PreTrainedTokenizerFast:
     return train_tokenizer(CORPUS, adds_bos=True)
-
-
-MODEL_CLASSES = {"llama": LlamaForCausalLM, "gemma3": Gemma3ForCausalLM, "gpt2": GPT2LMHeadModel}
-
-
-def _config(architecture: str, **shared: object) -> PretrainedConfig:
-    """A tiny config; Gemma 3's alternates sliding-window and full attention layers."""
-    if architecture == "llama":
-        return LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            **shared,
-        )
-    if architecture == "gemma3":
-        layer_types = ["sliding_attention", "full_attention", "sliding_attention"]
-        return tiny_gemma3_config(
-            layer_types, SLIDING_WINDOW, query_pre_attn_scalar=8, pad_token_id=0, **shared
-        )
-    return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **shared)
-
-
-def _build_model(architecture: str, vocab_size: int, attention: str = "sdpa") -> nn.Module:
-    """A tiny causal LM with seeded random weights, in eval mode."""
-    config = _config(
-        architecture,
-        vocab_size=vocab_size,
-        initializer_range=INITIALIZER_RANGE,
-        attn_implementation=attention,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return MODEL_CLASSES[architecture](config).eval()
 
 
 def _reference(
@@ -125,7 +79,7 @@ def test_requests_cover_the_cases(tokenizer: PreTrainedTokenizerFast) -> None:
 def test_matches_uncached_reference(
     tokenizer: PreTrainedTokenizerFast, architecture: str, attention: str
 ) -> None:
-    model = _build_model(architecture, len(tokenizer), attention)
+    model = tiny_causal_lm(architecture, len(tokenizer), attention)
     expected = _reference(model, tokenizer, REQUESTS)
     for batch_size in (1, 3, len(REQUESTS) + 4):
         scores = score_loglikelihood(model, tokenizer, REQUESTS, batch_size)
@@ -148,7 +102,7 @@ def _count_forwards(model: nn.Module) -> list[int]:
 def test_single_token_continuations_need_one_forward_per_batch(
     tokenizer: PreTrainedTokenizerFast,
 ) -> None:
-    model = _build_model("llama", len(tokenizer))
+    model = tiny_causal_lm("llama", len(tokenizer))
     letters = ("A", "B", "C", "D")
     requests = [LoglikelihoodRequest(f"Question {index}? Answer: ", letters) for index in range(5)]
     assert all(len(ids) == 1 for request in requests for ids in _encode(tokenizer, request)[1])
@@ -160,7 +114,7 @@ def test_single_token_continuations_need_one_forward_per_batch(
 
 
 def test_longer_continuations_add_forwards_by_chunk(tokenizer: PreTrainedTokenizerFast) -> None:
-    model = _build_model("llama", len(tokenizer))
+    model = tiny_causal_lm("llama", len(tokenizer))
     requests = [LoglikelihoodRequest("A", (" B C D", " B", " B C D"))]
     calls = _count_forwards(model)
     score_loglikelihood(model, tokenizer, requests, batch_size=1)
@@ -170,7 +124,7 @@ def test_longer_continuations_add_forwards_by_chunk(tokenizer: PreTrainedTokeniz
 def test_shared_prefix_is_scored_once(tokenizer: PreTrainedTokenizerFast) -> None:
     """Two options differing at the end: the context pass also runs their shared tokens, the
     tail pass only what follows; a lone option is scored by the context pass alone."""
-    model = _build_model("llama", len(tokenizer))
+    model = tiny_causal_lm("llama", len(tokenizer))
     widths: list[int] = []
     model.register_forward_pre_hook(
         lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
@@ -188,7 +142,7 @@ def test_shared_prefix_is_scored_once(tokenizer: PreTrainedTokenizerFast) -> Non
 
 
 def test_results_keep_request_order(tokenizer: PreTrainedTokenizerFast) -> None:
-    model = _build_model("gpt2", len(tokenizer))
+    model = tiny_causal_lm("gpt2", len(tokenizer))
     forward = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=2)
     backward = score_loglikelihood(model, tokenizer, REQUESTS[::-1], batch_size=2)
     alone = [score_loglikelihood(model, tokenizer, [request], 1)[0] for request in REQUESTS]
@@ -201,7 +155,7 @@ def test_trailing_whitespace_moves_to_continuation(tokenizer: PreTrainedTokenize
     spaced = LoglikelihoodRequest("Answer: ", ("A",))
     unspaced = LoglikelihoodRequest("Answer:", (" A",))
     assert _encode(tokenizer, spaced) == _encode(tokenizer, unspaced)
-    model = _build_model("llama", len(tokenizer))
+    model = tiny_causal_lm("llama", len(tokenizer))
     spaced_scores, unspaced_scores = score_loglikelihood(model, tokenizer, [spaced, unspaced], 2)
     assert spaced_scores == pytest.approx(unspaced_scores, abs=1e-6)
 
@@ -233,7 +187,7 @@ def test_matches_reference_with_smollm2_tokenizer() -> None:
     path = _smollm2_gguf()
     assert path is not None
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = _build_model("llama", len(tokenizer))
+    model = tiny_causal_lm("llama", len(tokenizer))
     expected = _reference(model, tokenizer, REQUESTS)
     scores = score_loglikelihood(model, tokenizer, REQUESTS, batch_size=3)
     for row, expected_row in zip(scores, expected, strict=True):

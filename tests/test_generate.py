@@ -8,16 +8,13 @@ import pytest
 import torch
 from torch import nn
 from transformers import (
-    Gemma3ForCausalLM,
-    GPT2Config,
-    GPT2LMHeadModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
 from jdspec.generate import generate_greedy
 from jdspec.requests import Generation, GenerationRequest
-from tests.helpers import CORPUS, tiny_gemma3_config, tiny_llama, train_tokenizer
+from tests.helpers import CORPUS, tiny_causal_lm, tiny_llama, train_tokenizer
 
 # Contexts of 1 to 12 tokens, out of length order; the longest spans three sliding windows.
 CONTEXTS = (
@@ -27,8 +24,6 @@ CONTEXTS = (
     "Question: what is two plus two? Answer:",
     "A",
 )
-SLIDING_WINDOW = 4
-INITIALIZER_RANGE = 0.1  # Large enough that a wrong position or mask changes the argmax.
 STOP_CONTEXT = "The capital of France is Paris."
 
 
@@ -40,41 +35,6 @@ def tokenizer() -> PreTrainedTokenizerFast:
 @pytest.fixture(scope="module")
 def llama(tokenizer: PreTrainedTokenizerFast) -> nn.Module:
     return tiny_llama(len(tokenizer))
-
-
-def _tiny_gemma3(vocab_size: int) -> nn.Module:
-    """A random Gemma 3 whose sliding window is shorter than most prompts and answers."""
-    layer_types = ["sliding_attention", "full_attention", "sliding_attention"]
-    config = tiny_gemma3_config(
-        layer_types,
-        SLIDING_WINDOW,
-        vocab_size=vocab_size,
-        initializer_range=INITIALIZER_RANGE,
-        query_pre_attn_scalar=8,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return Gemma3ForCausalLM(config).eval()
-
-
-def _tiny_gpt2(vocab_size: int) -> nn.Module:
-    """A random GPT-2: its learned absolute positions catch a position shifted by padding."""
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        n_positions=128,
-        initializer_range=INITIALIZER_RANGE,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return GPT2LMHeadModel(config).eval()
 
 
 def _reference(
@@ -116,8 +76,7 @@ def _assert_same(actual: list[Generation], expected: list[Generation]) -> None:
 def test_matches_uncached_reference(
     tokenizer: PreTrainedTokenizerFast, llama: nn.Module, architecture: str
 ) -> None:
-    builders = {"gemma3": _tiny_gemma3, "gpt2": _tiny_gpt2}
-    model = llama if architecture == "llama" else builders[architecture](len(tokenizer))
+    model = llama if architecture == "llama" else tiny_causal_lm(architecture, len(tokenizer))
     requests = [
         GenerationRequest(context, stop=(), max_new_tokens=6 + 2 * index)
         for index, context in enumerate(CONTEXTS)

