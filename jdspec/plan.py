@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from jdspec.compress import COMPRESSORS
 from jdspec.compress.none import NoneParams
+from jdspec.requests import ENGINE_VERSION
 from jdspec.spec import Evaluation, ModelRef, Spec
 from jdspec.tasks import SETTINGS, Level
 
@@ -90,6 +91,7 @@ def cell_key(variant: dict[str, Any], level: Level, evaluation: Evaluation) -> d
         },
         "seed": evaluation.seed,
         "batch_size": evaluation.batch_size,
+        "engine": ENGINE_VERSION,
     }
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+# In every cell key: bump when evaluate.py or generate.py change how requests are batched or
+# computed, since scores then move (by ~1e-5 from batching alone) and stored cells must rerun.
+# 2: shared continuation prefixes, token-slot passes split by dynamic programming.
+ENGINE_VERSION = 2
+
 
 @dataclass(frozen=True)
 class LoglikelihoodRequest:
