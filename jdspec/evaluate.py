@@ -40,15 +40,14 @@ def score_loglikelihood(
     `on_progress` receives the number of requests finished after each batch of contexts.
     """
     encoded = [_encode(tokenizer, request) for request in requests]
-    # Longest context pass first (context and shared prefix): little of a batch is padding.
-    order = sorted(range(len(encoded)), key=lambda index: -_context_pass_width(encoded[index]))
+    widths = [_context_pass_width(item) for item in encoded]
+    # Widest context pass first (context and shared prefix): little of a batch is padding.
+    order = sorted(range(len(encoded)), key=lambda index: -widths[index])
     budget = batch_size * max((_longest(item) for item in encoded), default=1)
     pad_id = _pad_token_id(tokenizer)
     scores: list[tuple[float, ...]] = [() for _ in requests]
     with torch.inference_mode():
-        for batch in _context_batches(
-            order, [_context_pass_width(item) for item in encoded], budget
-        ):
+        for batch in _context_batches(order, widths, budget):
             batch_scores = _score_batch(model, [encoded[index] for index in batch], budget, pad_id)
             for index, request_scores in zip(batch, batch_scores, strict=True):
                 scores[index] = request_scores

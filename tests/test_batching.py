@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from jdspec import batching
 from jdspec.batching import AUTO_START, resolve_batch_size
 
 
@@ -26,6 +27,12 @@ class RowLimitedModel(nn.Module):
         return type("Output", (), {"logits": torch.zeros(rows, length, 3)})()
 
 
+@pytest.fixture(autouse=True)
+def accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake model stands for one on a GPU, whose out-of-memory errors can be caught."""
+    monkeypatch.setattr(batching, "_runs_out_of_memory", lambda model: True)
+
+
 def test_a_number_is_used_as_given_without_probing() -> None:
     model = RowLimitedModel(max_rows=1)
     assert resolve_batch_size(model, 12, longest=100) == 12
@@ -40,6 +47,13 @@ def test_auto_halves_until_the_longest_sequence_fits(max_rows: int, expected: in
     assert sizes[0] == AUTO_START and sizes[-1] == expected
     assert all(length == 77 for _, length in model.probes)
     assert sizes == [AUTO_START >> step for step in range(len(sizes))]
+
+
+def test_auto_on_a_cpu_is_the_start_size_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    model = RowLimitedModel(max_rows=1)
+    assert resolve_batch_size(model, "auto", longest=100) == AUTO_START
+    assert model.probes == []
 
 
 def test_auto_gives_up_when_one_row_does_not_fit() -> None:
