@@ -40,7 +40,11 @@ def score_loglikelihood(
     `on_progress` receives the number of requests finished after each batch of contexts.
     """
     encoded = [_encode(tokenizer, request) for request in requests]
-    widths = [_context_pass_width(item) for item in encoded]
+    shared = [_shared_prefix(continuations) for _, continuations in encoded]
+    widths = [
+        len(context_ids) + len(prefix)
+        for (context_ids, _), prefix in zip(encoded, shared, strict=True)
+    ]
     # Widest context pass first (context and shared prefix): little of a batch is padding.
     order = sorted(range(len(encoded)), key=lambda index: -widths[index])
     budget = batch_size * max((_longest(item) for item in encoded), default=1)
@@ -48,7 +52,13 @@ def score_loglikelihood(
     scores: list[tuple[float, ...]] = [() for _ in requests]
     with torch.inference_mode():
         for batch in _context_batches(order, widths, budget):
-            batch_scores = _score_batch(model, [encoded[index] for index in batch], budget, pad_id)
+            batch_scores = _score_batch(
+                model,
+                [encoded[index] for index in batch],
+                [shared[index] for index in batch],
+                budget,
+                pad_id,
+            )
             for index, request_scores in zip(batch, batch_scores, strict=True):
                 scores[index] = request_scores
             if on_progress is not None:
@@ -69,11 +79,6 @@ def _longest(encoded: tuple[list[int], list[list[int]]]) -> int:
     return len(context_ids) + max((len(ids) for ids in continuations), default=0)
 
 
-def _context_pass_width(encoded: tuple[list[int], list[list[int]]]) -> int:
-    context_ids, continuations = encoded
-    return len(context_ids) + len(_shared_prefix(continuations))
-
-
 def _encode(
     tokenizer: PreTrainedTokenizerBase, request: LoglikelihoodRequest
 ) -> tuple[list[int], list[list[int]]]:
@@ -90,9 +95,15 @@ def _encode(
         for continuation in request.continuations
     ]
     if not context_ids:
-        prefix_id = tokenizer.bos_token_id
-        context_ids = [prefix_id if prefix_id is not None else tokenizer.eos_token_id]
+        context_ids = empty_context_ids(tokenizer)
     return context_ids, continuation_ids
+
+
+def empty_context_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """What an empty context becomes: BOS (EOS if there is none), as lm-evaluation-harness
+    scores a continuation with nothing before it."""
+    prefix_id = tokenizer.bos_token_id
+    return [prefix_id if prefix_id is not None else tokenizer.eos_token_id]
 
 
 def _pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -125,15 +136,15 @@ def _shared_prefix(continuations: list[list[int]]) -> list[int]:
 def _score_batch(
     model: nn.Module,
     batch: list[tuple[list[int], list[list[int]]]],
+    shared: list[list[int]],
     budget: int,
     pad_id: int,
 ) -> list[tuple[float, ...]]:
     """Scores of one batch of contexts: one forward for the contexts, then the tails by cache.
 
-    Each context is extended by its continuations' shared prefix; what follows the prefix is
-    scored from the cache, the first token straight from the context pass.
+    Each context is extended by its continuations' shared prefix (`shared`, one per context);
+    what follows the prefix is scored from the cache, the first token from the context pass.
     """
-    shared = [_shared_prefix(continuations) for _, continuations in batch]
     contexts = [
         context_ids + prefix for (context_ids, _), prefix in zip(batch, shared, strict=True)
     ]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from jdspec.evaluate import _cache_keyword, _pad_token_id, left_pad
+from jdspec.evaluate import _cache_keyword, _pad_token_id, empty_context_ids, left_pad
 from jdspec.requests import Generation, GenerationRequest
 
 
@@ -56,10 +56,7 @@ def generate_greedy(
 def _encode_context(tokenizer: PreTrainedTokenizerBase, context: str) -> list[int]:
     """The context's ids as given (generate_until keeps trailing whitespace); BOS if empty."""
     ids = list(tokenizer(context).input_ids)
-    if not ids:
-        prefix_id = tokenizer.bos_token_id
-        ids = [prefix_id if prefix_id is not None else tokenizer.eos_token_id]
-    return ids
+    return ids or empty_context_ids(tokenizer)
 
 
 @dataclass

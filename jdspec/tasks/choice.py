@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from jdspec.data.benchmarks import ChoiceDoc
 from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
-from jdspec.tasks.mcq import _argmax
+from jdspec.tasks.mcq import first_argmax, length_normalized_choice
 
 VERSION = 1
 
@@ -59,7 +59,7 @@ def score_choices(
     records, normalized_correct = [], 0
     for doc, doc_places in zip(docs, places, strict=True):
         scores = [loglikelihoods[request][column] for request, column in doc_places]
-        predicted = _argmax(scores)
+        predicted = first_argmax(scores)
         records.append(
             ExampleRecord(
                 example_id=doc.id,
@@ -71,10 +71,7 @@ def score_choices(
                 option_scores=tuple(scores),
             )
         )
-        per_char = [
-            score / max(len(choice), 1) for score, choice in zip(scores, doc.choices, strict=True)
-        ]
-        normalized_correct += _argmax(per_char) == doc.gold
+        normalized_correct += length_normalized_choice(scores, doc.choices) == doc.gold
     count = len(records)
     accuracy = sum(record.correct for record in records) / count if count else math.nan
     metrics = [MetricValue("accuracy", accuracy, count)]

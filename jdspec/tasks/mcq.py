@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
@@ -145,9 +146,16 @@ def build_request(level: MCQLevel, item: MCQItem, data: MCQData) -> Loglikelihoo
     return LoglikelihoodRequest(context, continuations)
 
 
-def _argmax(values: list[float]) -> int:
-    """First index of the maximum: ties go to the earlier option, deterministically."""
+def first_argmax(values: Sequence[float]) -> int:
+    """First index of the maximum: ties go to the earlier option, as numpy.argmax gives them."""
     return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def length_normalized_choice(scores: Sequence[float], choices: Sequence[str]) -> int:
+    """lm-evaluation-harness's acc_norm prediction: log-likelihood per character of the choice."""
+    return first_argmax(
+        [score / max(len(choice), 1) for score, choice in zip(scores, choices, strict=True)]
+    )
 
 
 def score(
@@ -159,7 +167,7 @@ def score(
     """Accuracy (and length-normalised accuracy for cloze) with one record per question."""
     records, normalized_correct = [], 0
     for item, request, scores in zip(items, requests, loglikelihoods, strict=True):
-        predicted = _argmax(list(scores))
+        predicted = first_argmax(scores)
         records.append(
             ExampleRecord(
                 example_id=item.id,
@@ -171,9 +179,7 @@ def score(
                 option_scores=tuple(scores),
             )
         )
-        # lm-evaluation-harness's acc_norm: divide by the option text's length in characters.
-        per_char = [s / max(len(c), 1) for s, c in zip(scores, item.choices, strict=True)]
-        normalized_correct += _argmax(per_char) == item.answer
+        normalized_correct += length_normalized_choice(scores, item.choices) == item.answer
     n = len(records)
     accuracy = sum(r.correct for r in records) / n if n else math.nan
     metrics = [MetricValue("accuracy", accuracy, n)]
