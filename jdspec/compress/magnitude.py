@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -72,20 +73,46 @@ def compress(model: nn.Module, params: MagnitudeParams, calibration: None) -> Co
     import torch
 
     targets = find_targets(model, params.targets, params.ignore)
-    weights = [linear.weight for linear in targets.values()]
     with torch.no_grad():
-        if params.mask_structure is not None:
-            check_nm_groups(targets, params.mask_structure)
-            for weight in weights:
-                _prune_nm(weight, params.mask_structure)
-            return measure("magnitude", targets, notes=_NM_TIES)
-        assert params.sparsity is not None
-        if params.scope == "global":
-            _prune_smallest(weights, _count_to_prune(params.sparsity, weights))
-        else:
-            for weight in weights:
-                _prune_smallest([weight], _count_to_prune(params.sparsity, [weight]))
-    return measure("magnitude", targets, notes=_UNSTRUCTURED_TIES)
+        # one mask at a time: a whole model's masks at once would cost a byte per weight
+        for name, mask in _masks(targets, params):
+            targets[name].weight.masked_fill_(mask, 0)
+    return measure("magnitude", targets, notes=tie_breaking(params))
+
+
+def pruning_masks(
+    targets: dict[str, nn.Linear], params: MagnitudeParams
+) -> dict[str, torch.Tensor]:
+    """Per target, a bool mask of the weights `compress` would zero (True = pruned).
+
+    Transfer modes (sparse, dense_frozen) need the mask itself, not only the pruned weights.
+    """
+    return dict(_masks(targets, params))
+
+
+def tie_breaking(params: MagnitudeParams) -> str:
+    """How ties in |W| are broken, for a record's notes."""
+    return _NM_TIES if params.mask_structure is not None else _UNSTRUCTURED_TIES
+
+
+def _masks(
+    targets: dict[str, nn.Linear], params: MagnitudeParams
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield each target's mask in order; every score is read before its matrix is changed."""
+    weights = [linear.weight for linear in targets.values()]
+    if params.mask_structure is not None:
+        check_nm_groups(targets, params.mask_structure)
+        for name, weight in zip(targets, weights, strict=True):
+            yield name, _nm_mask(weight, params.mask_structure)
+        return
+    assert params.sparsity is not None
+    if params.scope == "global":
+        masks = _smallest_masks(weights, _count_to_prune(params.sparsity, weights))
+        yield from zip(targets, masks, strict=True)
+        return
+    for name, weight in zip(targets, weights, strict=True):
+        (mask,) = _smallest_masks([weight], _count_to_prune(params.sparsity, [weight]))
+        yield name, mask
 
 
 def _count_to_prune(sparsity: float, weights: list[torch.Tensor]) -> int:
@@ -120,13 +147,15 @@ def _kth_smallest_bits(weights: list[torch.Tensor], rank: int) -> int:
     return high
 
 
-def _prune_smallest(weights: list[torch.Tensor], count: int) -> None:
-    """Zero exactly the `count` smallest |w| over `weights`; ties prune the earlier index first."""
+def _smallest_masks(weights: list[torch.Tensor], count: int) -> Iterator[torch.Tensor]:
+    """Masks of exactly the `count` smallest |w| over `weights`; ties take the earlier index.
+
+    The threshold is found before the first mask is yielded, so a caller may zero each matrix
+    as its mask arrives.
+    """
     import torch
 
-    if count == 0:
-        return
-    threshold = _kth_smallest_bits(weights, count)
+    threshold = _kth_smallest_bits(weights, count) if count else -1
     remaining = count - sum(int((_score_bits(weight) < threshold).sum()) for weight in weights)
     for weight in weights:
         bits = _score_bits(weight)
@@ -135,11 +164,11 @@ def _prune_smallest(weights: list[torch.Tensor], count: int) -> None:
             tied = torch.nonzero(bits.flatten() == threshold).flatten()[:remaining]
             mask.view(-1)[tied] = True
             remaining -= tied.numel()
-        weight.masked_fill_(mask, 0)
+        yield mask
     assert remaining == 0
 
 
-def _prune_nm(weight: torch.Tensor, structure: NM) -> None:
+def _nm_mask(weight: torch.Tensor, structure: NM) -> torch.Tensor:
     """Keep the N largest |w| of every M consecutive inputs; a stable sort keeps the earlier tie."""
     import torch
 
@@ -149,4 +178,4 @@ def _prune_nm(weight: torch.Tensor, structure: NM) -> None:
     order = torch.argsort(scores, dim=-1, descending=True, stable=True)
     mask = torch.zeros_like(scores, dtype=torch.bool)
     mask.scatter_(-1, order[..., structure.kept :], True)
-    weight.masked_fill_(mask.reshape(rows, columns), 0)
+    return mask.reshape(rows, columns)

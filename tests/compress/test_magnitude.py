@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from jdspec.compress import apply_compressor
-from jdspec.compress.magnitude import MagnitudeParams, compress
+from jdspec.compress.magnitude import MagnitudeParams, compress, pruning_masks
 from jdspec.errors import SpecError
 
 HIDDEN = 32
@@ -247,3 +247,26 @@ def test_groups_not_dividing_inputs_raise_before_pruning() -> None:
         torch.equal(linear.weight, weight)
         for linear, weight in zip(model.layers, dense, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        MagnitudeParams(sparsity=0.37),
+        MagnitudeParams(sparsity=0.6, scope="global"),
+        MagnitudeParams(mask_structure="2:4"),
+    ],
+    ids=["layer", "global", "2:4"],
+)
+def test_pruning_masks_are_the_weights_compress_zeroes(params: MagnitudeParams) -> None:
+    """Without pretrained zeros (and with many ties), the mask is exactly where compress zeroes."""
+    model = _tiny_llama(seed=9, with_zeros=False)
+    before = {name: linear.weight.detach().clone() for name, linear in _targets(model).items()}
+    masks = pruning_masks(_targets(model), params)
+    for name, linear in _targets(model).items():
+        assert torch.equal(linear.weight, before[name]), "pruning_masks must not change weights"
+    compress(model, params, None)
+    assert list(masks) == list(_targets(model))
+    for name, linear in _targets(model).items():
+        assert masks[name].dtype == torch.bool
+        assert torch.equal(masks[name], linear.weight == 0), name
