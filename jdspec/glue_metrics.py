@@ -1,0 +1,111 @@
+"""GLUE's metrics in numpy, so fine-tuning cells score as the GLUE leaderboard does without
+scikit-learn or scipy: accuracy, Matthews correlation (CoLA), F1 (MRPC, QQP), Pearson and
+Spearman correlation (STS-B).
+
+Classification predictions are class indices (the argmax of the logits), regression
+predictions the scores themselves; all arrive as floats so one signature serves every head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from jdspec.registry import unknown_name_message
+
+Metric = Callable[[Sequence[float], Sequence[float]], float]
+
+
+def accuracy(predictions: Sequence[float], labels: Sequence[float]) -> float:
+    """The fraction of predictions equal to their label."""
+    predicted, true = _arrays(predictions, labels)
+    return float(np.mean(predicted == true))
+
+
+def matthews(predictions: Sequence[float], labels: Sequence[float]) -> float:
+    """Matthews correlation over any number of classes (Gorodkin's R_K, as scikit-learn):
+    CoLA's metric, fair under its label imbalance. 0.0 when undefined (one class only).
+    """
+    predicted, true = _arrays(predictions, labels)
+    _, codes = np.unique(np.concatenate([true, predicted]), return_inverse=True)
+    class_count = int(codes.max()) + 1
+    confusion = np.zeros((class_count, class_count))  # (true class, predicted class)
+    np.add.at(confusion, (codes[: len(true)], codes[len(true) :]), 1.0)
+    true_totals, predicted_totals = confusion.sum(axis=1), confusion.sum(axis=0)
+    correct, total = np.trace(confusion), confusion.sum()
+    covariance = correct * total - predicted_totals @ true_totals
+    scale = (total**2 - predicted_totals @ predicted_totals) * (
+        total**2 - true_totals @ true_totals
+    )
+    return float(covariance / np.sqrt(scale)) if scale > 0 else 0.0
+
+
+def f1(predictions: Sequence[float], labels: Sequence[float]) -> float:
+    """F1 of the positive class 1 (MRPC's paraphrase, QQP's duplicate); 0.0 when no example
+    is predicted or labelled positive, as scikit-learn."""
+    predicted, true = _arrays(predictions, labels)
+    true_positives = np.sum((predicted == 1) & (true == 1))
+    errors = np.sum((predicted == 1) != (true == 1))  # false positives and false negatives
+    if true_positives + errors == 0:
+        return 0.0
+    return float(2 * true_positives / (2 * true_positives + errors))
+
+
+def pearson(predictions: Sequence[float], labels: Sequence[float]) -> float:
+    """Pearson correlation (STS-B). 0.0 when either side is constant, where it is undefined:
+    a pruned model that collapses to one score relates no better than chance."""
+    return _correlation(*_arrays(predictions, labels))
+
+
+def spearman(predictions: Sequence[float], labels: Sequence[float]) -> float:
+    """Spearman correlation (STS-B): Pearson of the ranks, ties taking their average rank."""
+    predicted, true = _arrays(predictions, labels)
+    return _correlation(_average_ranks(predicted), _average_ranks(true))
+
+
+METRICS: dict[str, Metric] = {
+    "accuracy": accuracy,
+    "matthews": matthews,
+    "f1": f1,
+    "pearson": pearson,
+    "spearman": spearman,
+}
+
+
+def task_metrics(
+    names: Sequence[str], predictions: Sequence[float], labels: Sequence[float]
+) -> dict[str, float]:
+    """Each named metric of one task's predictions, by name."""
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise ValueError(unknown_name_message("metric", unknown[0], sorted(METRICS)))
+    return {name: METRICS[name](predictions, labels) for name in names}
+
+
+def _arrays(predictions: Sequence[float], labels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    predicted = np.asarray(predictions, dtype=np.float64)
+    true = np.asarray(labels, dtype=np.float64)
+    assert predicted.shape == true.shape and predicted.ndim == 1, "one prediction per label"
+    assert len(true) > 0, "metrics of no examples"
+    return predicted, true
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    if x.min() == x.max() or y.min() == y.max():
+        return 0.0  # tested before centring: a constant's mean may differ from it by rounding
+    x, y = x - x.mean(), y - y.mean()
+    return float(x @ y / np.sqrt((x @ x) * (y @ y)))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks; equal values share the mean of the ranks they span."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    run = np.cumsum(starts_run) - 1  # which run of equal values each sorted position is in
+    starts = np.flatnonzero(starts_run)
+    ends = np.append(starts[1:], len(values))
+    ranks = np.empty(len(values))
+    ranks[order] = ((starts + 1 + ends) / 2)[run]
+    return ranks
