@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import save_tiny_model
+from tests.helpers import save_tiny_model, tiny_bert_folder
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def tiny_spec(model_dir: Path, **overrides: object) -> dict:
