@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from jdspec.compress.none import NoneParams
 from jdspec.requests import ENGINE_VERSION
 from jdspec.spec import Evaluation, ModelRef, Spec
 from jdspec.tasks import SETTINGS, Level
+from jdspec.tasks.finetune import FinetuneLevel
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Cell:
     level: Level
     seed: int
     key: dict[str, Any]  # exactly what was hashed
+    family: str  # the report's curve: the compressor's family, with a fine-tuning transfer mode
 
     @property
     def method(self) -> str:
@@ -113,20 +115,39 @@ def expand(spec: Spec) -> list[Job]:
             variant_hash = content_hash(variant)
             cells = []
             for level in levels:
-                key = cell_key(variant, level, spec.evaluation)
-                cells.append(
-                    Cell(
-                        content_hash(key),
-                        variant_hash,
-                        model_ref.label(),
-                        params,
-                        level,
-                        spec.evaluation.seed,
-                        key,
+                for run_level, seed, family in _runs(spec, params, level):
+                    key = cell_key(variant, run_level, spec.evaluation)
+                    cells.append(
+                        Cell(
+                            content_hash(key),
+                            variant_hash,
+                            model_ref.label(),
+                            params,
+                            run_level,
+                            seed,
+                            key,
+                            family,
+                        )
                     )
-                )
             jobs.append(Job(variant_hash, model_ref, params, spec.evaluation, tuple(cells)))
     return jobs
+
+
+def _runs(spec: Spec, params: Any, level: Level) -> list[tuple[Level, int, str]]:
+    """How a variant runs a level: once at the evaluation seed, or, when it fine-tunes, once per
+    training seed and transfer mode (the dense baseline only in mode dense). Each transfer mode
+    is its own curve family in reports, e.g. 'magnitude global (dense_frozen)'."""
+    if not isinstance(level.config, FinetuneLevel):
+        return [(level, spec.evaluation.seed, params.family())]
+    recipe = spec.training()
+    dense = params.method == NoneParams().method
+    runs = []
+    for mode in ("dense",) if dense else recipe.transfer:
+        family = params.family() if dense else f"{params.family()} ({mode})"
+        for seed in recipe.seeds:
+            config = level.config.model_copy(update={"training": recipe.run(seed, mode)})
+            runs.append((replace(level, config=config), seed, family))
+    return runs
 
 
 def all_cells(jobs: list[Job]) -> list[Cell]:

@@ -12,6 +12,7 @@ from jdspec.compress import COMPRESSORS
 from jdspec.errors import SpecError
 from jdspec.registry import unknown_name_message
 from jdspec.tasks import SETTINGS
+from jdspec.tasks.finetune import FineTuning
 
 
 class HubModel(BaseModel, extra="forbid", frozen=True):
@@ -36,11 +37,15 @@ class OfflineModel(BaseModel, extra="forbid", frozen=True):
     package: str = Field(description="Registry package that ships the weights (OFFLINE.md).")
     version: str = Field(description="Its exact version: part of the cell key.")
     files: tuple[str, ...] = Field(
-        min_length=1, description="Paths inside the package: one GGUF, or a split one's chunks."
+        min_length=1,
+        description="Paths inside the package: one GGUF, a split one's chunks, or a "
+        "transformers folder.",
     )
 
     def label(self) -> str:
-        return Path(self.files[0]).name.split(".")[0]
+        """The GGUF file's stem, or the package's name for a shipped folder."""
+        name = Path(self.files[0]).name
+        return name.split(".")[0] if "." in name else self.package
 
 
 ModelRef = Annotated[HubModel | LocalModel | OfflineModel, Field(discriminator="source")]
@@ -64,6 +69,10 @@ class Evaluation(BaseModel, extra="forbid", frozen=True):
     device: str = Field("auto", description="auto (cuda if present, else cpu), cpu, cuda, cuda:1.")
 
 
+# Transfer modes hold, freeze or regrow exactly the weights magnitude pruning selects.
+FINETUNE_METHODS = ("magnitude", "none")
+
+
 class Spec(BaseModel, extra="forbid", frozen=True):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Names the study in the store.")
     description: str = ""
@@ -74,6 +83,9 @@ class Spec(BaseModel, extra="forbid", frozen=True):
     spectrum: Spectrum
     metrics: tuple[str, ...] = Field((), description="Metrics to report; empty for all.")
     evaluation: Evaluation = Evaluation()
+    finetuning: FineTuning | None = Field(
+        None, description="Training of fine-tuning settings; the paper's recipe when absent."
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Spec:
@@ -82,6 +94,10 @@ class Spec(BaseModel, extra="forbid", frozen=True):
             if metric not in known:
                 raise ValueError(unknown_name_message("metric", metric, list(known)))
         return self
+
+    def training(self) -> FineTuning:
+        """The fine-tuning recipe: the spec's, else the paper's defaults."""
+        return self.finetuning or FineTuning()
 
     def reported_metrics(self) -> tuple[str, ...]:
         return self.metrics or self.spectrum.metrics()
@@ -109,9 +125,36 @@ def load_spec(path: str | Path) -> Spec:
     data, origins = _expand_sweeps(path, data, lines)
     _resolve_local_paths(path, data)
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as error:
         raise SpecError(_describe(path, error, data, lines, origins)) from None
+    _check_finetuning(path, spec, lines, origins)
+    return spec
+
+
+def _check_finetuning(path: Path, spec: Spec, lines: dict[tuple, int], origins: dict) -> None:
+    """`finetuning:` only with a fine-tuning setting, whose compressors are magnitude or none."""
+    setting = spec.spectrum.setting
+
+    def fail(at: tuple, message: str) -> SpecError:
+        at = _user_path(at, origins)
+        return SpecError(f"{path}, line {_line(lines, at)}, {_dotted(at)}: {message}")
+
+    if not SETTINGS.get(setting).finetunes:
+        if spec.finetuning is not None:
+            fine_tuned = [name for name, entry in SETTINGS.items() if entry.finetunes]
+            raise fail(
+                ("finetuning",),
+                f"applies to the settings {', '.join(fine_tuned)}, not {setting!r}",
+            )
+        return
+    for index, params in enumerate(spec.compressors):
+        if params.method not in FINETUNE_METHODS:
+            raise fail(
+                ("compressors", index, "method"),
+                f"setting {setting} fine-tunes with a magnitude mask; expected one of "
+                f"{', '.join(FINETUNE_METHODS)}, got {params.method!r}",
+            )
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:

@@ -52,14 +52,17 @@ class Setting:
 
     spectrum_model: type[BaseModel]
     version: int
+    finetunes: bool = False  # its cells fine-tune an encoder (the spec's `finetuning:` section)
 
 
 SETTINGS: Registry[Setting] = Registry("study setting")
 
 
-def register_setting(name: str, spectrum_model: type[BaseModel], version: int) -> None:
+def register_setting(
+    name: str, spectrum_model: type[BaseModel], version: int, finetunes: bool = False
+) -> None:
     """Make `setting: name` valid in specs."""
-    SETTINGS.register(name)(Setting(spectrum_model, version))
+    SETTINGS.register(name)(Setting(spectrum_model, version, finetunes))
 
 
 def default_difficulties(explicit: list[float | None], natural: list[float]) -> list[float]:
