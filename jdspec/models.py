@@ -18,15 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from jdspec.cache import cache_root
 from jdspec.errors import SpecError
 from jdspec.plan import content_hash
 from jdspec.spec import HubModel, LocalModel, ModelRef, OfflineModel
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("JD_CACHE", Path.home() / ".cache" / "jd"))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -40,13 +37,14 @@ def load_model(ref: ModelRef, dtype: str, device: str) -> tuple[nn.Module, Any]:
     """The causal LM in eval mode on `device`, and its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, revision = _folder_and_revision(ref)
+    folder, revision = model_folder(ref)
     model = AutoModelForCausalLM.from_pretrained(folder, revision=revision, dtype=DTYPES[dtype])
     tokenizer = AutoTokenizer.from_pretrained(folder, revision=revision)
     return model.to(resolve_device(device)).eval(), tokenizer
 
 
-def _folder_and_revision(ref: ModelRef) -> tuple[str, str | None]:
+def model_folder(ref: ModelRef) -> tuple[str, str | None]:
+    """What transformers' from_pretrained reads: a hub id and revision, or a local folder."""
     if isinstance(ref, HubModel):
         return ref.id, ref.revision
     if isinstance(ref, LocalModel):
@@ -58,11 +56,15 @@ def _folder_and_revision(ref: ModelRef) -> tuple[str, str | None]:
 
 
 def offline_model_folder(ref: OfflineModel) -> Path:
-    """The cached plain copy of an offline GGUF model, converting it on first use."""
+    """The package's own transformers folder when it ships one (MiniLM), else the cached plain
+    copy of its GGUF model, converted on first use."""
+    shipped = _package_paths(ref)
+    if len(shipped) == 1 and (shipped[0] / "config.json").exists():
+        return shipped[0]
     folder = cache_root() / "models" / f"{ref.label()}-{content_hash(ref)[:12]}"
     if (folder / "config.json").exists():
         return folder
-    gguf = _package_gguf(ref)
+    gguf = _package_gguf(ref, shipped)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
@@ -73,8 +75,8 @@ def offline_model_folder(ref: OfflineModel) -> Path:
     return folder
 
 
-def _package_gguf(ref: OfflineModel) -> Path:
-    """The GGUF file inside the installed package, joining split chunks in order."""
+def _package_paths(ref: OfflineModel) -> list[Path]:
+    """The spec's files inside the installed package, which must be the pinned version."""
     try:
         distribution = metadata.distribution(ref.package)
     except metadata.PackageNotFoundError:
@@ -91,6 +93,11 @@ def _package_gguf(ref: OfflineModel) -> Path:
     for path in paths:
         if not path.exists():
             raise SpecError(f"{ref.package} has no file {path}")
+    return paths
+
+
+def _package_gguf(ref: OfflineModel, paths: list[Path]) -> Path:
+    """The GGUF file inside the installed package, joining split chunks in order."""
     if len(paths) == 1:
         return paths[0]
     joined = cache_root() / "gguf" / f"{ref.label()}-{content_hash(ref)[:12]}.gguf"

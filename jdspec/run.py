@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from jdspec import store
+from jdspec.cache import remove_checkpoint
 from jdspec.plan import (
     Cell,
     PlannedJob,
@@ -116,7 +117,7 @@ def cell_row(cell: Cell, run_id: str = "") -> dict[str, Any]:
         "run_id": run_id,
         "model": cell.model,
         "method": cell.method,
-        "family": cell.compressor.family(),
+        "family": cell.family,
         "strength_name": cell.compressor.strength_name(),
         "strength": cell.compressor.strength(),
         "setting": cell.level.setting,
@@ -179,6 +180,8 @@ def _execute(
             continue
         cell = cells_by_hash[record.cell_hash]
         store.write_cell(store_path, cell_row(cell, run_id), record)
+        if record.status == "done":
+            remove_checkpoint(cell.cell_hash)  # a training cell's last epoch, now stored
         counts[record.status] += 1
         emit(CellFinished(cell, record))
 
@@ -258,6 +261,8 @@ def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
 def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
     """The spec's done results, one row per cell and metric, with this spec's levels.
 
+    A reported metric brings its measurements along the way: per epoch, per point of a line.
+
     Levels measured against people (setting 5) get their difficulty from the dense rows here.
     """
     from jdspec.stats import human_gap_difficulty  # scipy: only when reporting
@@ -276,5 +281,6 @@ def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
     if stored.empty:
         return stored
     rows = stored.merge(wanted, on="cell_hash")
-    rows = rows[rows["metric"].isin(metrics)].assign(spec=spec.name)
+    measured = rows["metric"].str.split("@").str[0]  # `accuracy@epoch1` is accuracy's too
+    rows = rows[measured.isin(metrics)].assign(spec=spec.name)
     return human_gap_difficulty(rows.reset_index(drop=True))

@@ -22,6 +22,7 @@ from jdspec.plan import Cell, Job
 from jdspec.requests import GenerationRequest, LoglikelihoodRequest
 from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.tasks import TASK_KINDS
+from jdspec.tasks.finetune import FinetuneLevel
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -31,9 +32,16 @@ def execute_job(
 ) -> Iterator[VariantResult | CellResult]:
     """Load the model once, compress it once, then evaluate each pending cell on it.
 
+    Fine-tuning jobs train a fresh copy per cell instead (jdspec/finetune_job.py).
+
     A failure while loading or compressing fails every cell of the job; a failure in one
     cell fails only that cell. Either way the traceback is kept with the cell.
     """
+    if job.cells and isinstance(job.cells[0].level.config, FinetuneLevel):
+        from jdspec.finetune_job import execute_finetune_job
+
+        yield from execute_finetune_job(job, cells, on_progress)
+        return
     torch.manual_seed(job.evaluation.seed)
     started = time.time()
     try:

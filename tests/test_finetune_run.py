@@ -1,0 +1,109 @@
+"""Fine-tuning settings end to end on a tiny random BERT and shipped data: run, store, resume,
+report (setting 1, Section 5's transfer modes, Appendix C's connectivity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jdspec import store
+from jdspec.cache import checkpoint_folder
+from jdspec.plan import all_cells, expand
+from jdspec.report import write_report
+from jdspec.run import report_rows, run_spec
+from jdspec.spec import load_spec
+
+pytestmark = pytest.mark.integration
+
+
+def _spec(model_dir: Path, spectrum: dict, transfer: list[str]) -> dict:
+    return {
+        "name": "tiny-finetune",
+        "models": [{"source": "local", "path": str(model_dir)}],
+        "compressors": [{"method": "magnitude", "scope": "global", "sparsity": 0.5}],
+        "spectrum": {"source": "offline", "n_train": 24, **spectrum},
+        "finetuning": {
+            "learning_rate": 1e-3,
+            "epochs": 2,
+            "batch_size": 8,
+            "max_length": 32,
+            "seeds": [1, 2],
+            "transfer": transfer,
+        },
+        "evaluation": {"n_examples": 16, "batch_size": 8, "device": "cpu"},
+    }
+
+
+def _run(tmp_path: Path, spec: dict):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    loaded = load_spec(path)
+    store_path = tmp_path / "jd.duckdb"
+    summary = run_spec(loaded, store_path)
+    assert (summary.failed, summary.status) == (0, "finished")
+    return loaded, store_path, summary
+
+
+def test_data_adequacy_with_transfer_modes(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JD_CACHE", str(tmp_path / "cache"))
+    spectrum = {"setting": "data_adequacy", "task": "sst2", "fractions": [1.0, 0.5]}
+    spec, path, summary = _run(tmp_path, _spec(tiny_bert_dir, spectrum, ["sparse", "dense_frozen"]))
+    # dense: 2 levels x 2 seeds; pruned: 2 levels x 2 seeds x 2 modes
+    assert summary.done == 4 + 8
+    rows = report_rows(spec, path)
+    final = rows.loc[rows.metric == "accuracy"]
+    assert len(final) == 12 and final.value.between(0, 1).all() and (final.n == 16).all()
+    assert set(rows.metric) == {
+        "accuracy",
+        "loss",
+        "accuracy@epoch1",
+        "accuracy@epoch2",
+        "loss@epoch1",
+        "loss@epoch2",
+    }
+    # The final metrics are the last epoch's.
+    by_cell = rows.pivot_table(index="cell_hash", columns="metric", values="value")
+    assert (by_cell["accuracy"] == by_cell["accuracy@epoch2"]).all()
+    families = set(rows.family)
+    assert families == {"dense", "magnitude global (sparse)", "magnitude global (dense_frozen)"}
+    examples = store.read_frame(path, "SELECT cell_hash, correct FROM examples")
+    assert len(examples) == 12 * 16
+    # Stored cells leave no checkpoint behind.
+    assert not any(checkpoint_folder(cell.cell_hash).exists() for cell in all_cells(expand(spec)))
+    variants = store.read_frame(path, "SELECT method, sparsity FROM variants ORDER BY method")
+    assert variants.method.tolist() == ["magnitude", "none"]
+    assert variants.sparsity.iloc[0] == pytest.approx(0.5, abs=1e-3)
+
+    report = write_report(spec.name, rows, tmp_path / "report")
+    scores = report.scores.loc[report.scores.metric == "accuracy"]
+    assert (scores.seeds == 2).all() and scores["std"].notna().all()
+    drops = report.drops.loc[report.drops.metric == "accuracy"]
+    assert set(drops.family) == {"magnitude global (sparse)", "magnitude global (dense_frozen)"}
+    assert run_spec(spec, path).status == "nothing to do"
+
+
+def test_connectivity_of_identical_end_points_has_no_barrier(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JD_CACHE", str(tmp_path / "cache"))
+    spectrum = {"setting": "mode_connectivity", "tasks": ["rte"], "alpha_count": 3}
+    raw = _spec(tiny_bert_dir, spectrum, ["sparse"])
+    raw["finetuning"]["seeds"] = [1]
+    spec, path, summary = _run(tmp_path, raw)
+    assert summary.done == 2
+    rows = report_rows(spec, path).set_index(["family", "metric"])["value"]
+    # The dense cell joins the dense model to itself: flat line, no barrier.
+    assert rows[("dense", "barrier_loss")] == 0.0
+    assert rows[("dense", "loss@alpha0")] == rows[("dense", "loss@alpha1")]
+    pruned = "magnitude global (sparse)"
+    assert rows[(pruned, "barrier_loss")] >= 0.0
+    # Both lines start at the same dense model.
+    assert rows[(pruned, "loss@alpha0")] == pytest.approx(rows[("dense", "loss@alpha0")], abs=1e-6)
+    assert rows[(pruned, "loss")] == rows[(pruned, "loss@alpha1")]
+    report = write_report(spec.name, report_rows(spec, path), tmp_path / "report")
+    assert (tmp_path / "report" / "connectivity.png").exists()
+    assert "barrier_loss" in set(report.scores.metric)
