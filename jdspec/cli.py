@@ -211,9 +211,11 @@ class _RunProgress:
             self.progress.advance(self.cells_task)
             mark = "" if event.result.status == "done" else " [red]failed[/]"
             self.progress.console.print(
-                f"{event.cell.model} {event.cell.compressor.family()} "
+                f"{event.cell.model} {event.cell.family} "
                 f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
-                + ", ".join(f"{m.name} {m.value:.3f}" for m in event.result.metrics)
+                + ", ".join(
+                    f"{m.name} {m.value:.3f}" for m in event.result.metrics if "@" not in m.name
+                )
                 + mark
             )
         else:
@@ -279,6 +281,9 @@ def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> No
                 "files": [str(path) for path in written.paths],
             }
         )
+    for metric in _headline_metrics(loaded.reported_metrics()):
+        for table in _level_tables(written, metric):
+            console.print(table)
     trends = [_trend_text(row) for row in written.trends.to_dict("records")]
     console.print(
         _table(
@@ -300,6 +305,52 @@ def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> No
     )
     console.print("written: " + ", ".join(str(path) for path in written.paths))
     return None
+
+
+def _headline_metrics(metrics: tuple[str, ...]) -> list[str]:
+    """The first reported metric, and the loss barrier when the spec measures one."""
+    return [metrics[0], *(name for name in metrics if name == "barrier_loss")]
+
+
+def _level_tables(written: Any, metric: str) -> list[Table]:
+    """Scores (mean ± std over seeds) and mean normalized drops: a row per compressed model,
+    a column per level, easy to hard."""
+    scores = written.scores.loc[written.scores["metric"] == metric]
+    if scores.empty:
+        return []
+    levels = scores.sort_values(["difficulty", "level"])["level"].drop_duplicates().tolist()
+    seeds = int(scores["seeds"].max())
+
+    def text(row: Any) -> str:
+        spread = "" if _missing(row["std"]) else f" ± {row['std']:.3f}"
+        return f"{row['mean']:.3f}{spread}"
+
+    tables = []
+    score_rows = _pivot(scores.assign(text=scores.apply(text, axis=1)), levels, "text")
+    title = f"{metric}: mean ± std over {seeds} seeds" if seeds > 1 else metric
+    tables.append(_table(title, score_rows, ["family", "strength", *levels]))
+    drops = written.drops.loc[written.drops["metric"] == metric]
+    if not drops.empty:
+        means = drops.groupby(["family", "strength", "level"], as_index=False)["drop"].mean()
+        means["text"] = means["drop"].map(lambda value: f"{value:.1%}")
+        drop_title = f"normalized drop of {metric}, (dense - compressed) / dense"
+        columns = ["family", "strength", *levels]
+        tables.append(_table(drop_title, _pivot(means, levels, "text"), columns))
+    return tables
+
+
+def _pivot(frame: Any, levels: list[str], column: str) -> list[dict[str, Any]]:
+    rows: dict[tuple, dict[str, Any]] = {}
+    for record in frame.sort_values(["family", "strength"]).to_dict("records"):
+        key = (record["family"], record["strength"])
+        row = rows.setdefault(key, {"family": key[0], "strength": key[1]})
+        row[record["level"]] = record[column]
+    return [{**row, **{level: row.get(level, "") for level in levels}} for row in rows.values()]
+
+
+def _missing(value: Any) -> bool:
+    """NaN or None: a single seed has no standard deviation."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _trend_text(row: dict[str, Any]) -> dict[str, Any]:

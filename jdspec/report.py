@@ -12,7 +12,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from jdspec.stats import difficulty_trend, level_trends, normalized_drops
+from jdspec.stats import difficulty_trend, level_trends, normalized_drops, seed_scores
 
 PANEL_WIDTH = 320
 PANEL_HEIGHT = 240
@@ -38,27 +38,42 @@ class Report:
     drops: pd.DataFrame
     trends: pd.DataFrame
     difficulty: pd.DataFrame
+    scores: pd.DataFrame
     paths: tuple[Path, ...]
 
 
 def write_report(spec_name: str, rows: pd.DataFrame, out_dir: Path) -> Report:
     """Compute a spec's statistics from its result rows and write tables and charts to out_dir.
 
-    Writes drops.csv, trends.csv, difficulty.csv, drop.png and drop.html (self-contained,
-    so it opens with no network).
+    Writes drops.csv, trends.csv, difficulty.csv, scores.csv (mean and standard deviation
+    over seeds), drop.png and drop.html (self-contained, so it opens with no network), and
+    for Appendix C's cells connectivity.png and .html. Metrics measured along the way
+    (`accuracy@epoch1`, `loss@alpha0.5`) are in scores.csv, not in the drop statistics.
     """
-    drops = normalized_drops(rows)
+    final = rows.loc[~rows["metric"].str.contains("@", regex=False)]
+    drops = normalized_drops(final)
     trends = level_trends(drops)
     difficulty = difficulty_trend(trends)
+    scores = seed_scores(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables = {"drops.csv": drops, "trends.csv": trends, "difficulty.csv": difficulty}
+    tables = {
+        "drops.csv": drops,
+        "trends.csv": trends,
+        "difficulty.csv": difficulty,
+        "scores.csv": scores,
+    }
     for name, table in tables.items():
         table.to_csv(out_dir / name, index=False)
-    chart = drop_chart(spec_name, drops)
-    chart.save(out_dir / "drop.html", inline=True)
-    chart.save(out_dir / "drop.png", scale_factor=2)
-    paths = tuple(out_dir / name for name in [*tables, "drop.html", "drop.png"])
-    return Report(drops=drops, trends=trends, difficulty=difficulty, paths=paths)
+    charts = {"drop": drop_chart(spec_name, drops)}
+    along_line = scores.loc[scores["metric"].str.contains("@alpha", regex=False)]
+    if not along_line.empty:
+        charts["connectivity"] = connectivity_chart(spec_name, along_line)
+    for name, chart in charts.items():
+        chart.save(out_dir / f"{name}.html", inline=True)
+        chart.save(out_dir / f"{name}.png", scale_factor=2)
+    files = [*tables, *(f"{name}.{suffix}" for name in charts for suffix in ("html", "png"))]
+    paths = tuple(out_dir / name for name in files)
+    return Report(drops=drops, trends=trends, difficulty=difficulty, scores=scores, paths=paths)
 
 
 def drop_chart(spec_name: str, drops: pd.DataFrame) -> alt.VConcatChart:
@@ -104,3 +119,33 @@ def _panel_chart(spec_name: str, setting: str, metric: str, means: pd.DataFrame)
         .properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
         .resolve_scale(x="independent")  # sparsity, bits and rank families share no axis
     )
+
+
+def connectivity_chart(spec_name: str, scores: pd.DataFrame) -> alt.VConcatChart:
+    """Appendix C: each measure along the line from the dense (0) to the pruned (1) fine-tuned
+    model, one line per strength, one panel per task; a hump is a barrier between basins."""
+    points = scores.assign(
+        measure=scores["metric"].str.split("@").str[0],
+        alpha=scores["metric"].str.split("@alpha").str[1].astype(float),
+    )
+    charts = [
+        alt.Chart(panel, title=alt.Title(f"{spec_name}: {measure}", subtitle="dense → pruned"))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("alpha:Q", title="α (0: dense transfer, 1: pruned transfer)"),
+            y=alt.Y("mean:Q", title=f"test {measure}", scale=alt.Scale(zero=False)),
+            color=alt.Color("strength:O", title="sparsity", scale=alt.Scale(scheme="viridis")),
+            tooltip=[
+                alt.Tooltip("family:N"),
+                alt.Tooltip("strength:Q", format=".3~f"),
+                alt.Tooltip("alpha:Q", format=".2f"),
+                alt.Tooltip("mean:Q", format=".4f"),
+                alt.Tooltip("std:Q", format=".4f"),
+            ],
+            column=alt.Column("level:N", title=None),
+            row=alt.Row("family:N", title=None),
+        )
+        .properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
+        for measure, panel in points.groupby("measure")
+    ]
+    return alt.vconcat(*charts).resolve_scale(color="independent")

@@ -43,6 +43,9 @@ TREND_COLUMNS = [
     "slope_high",
 ]
 FAMILY_KEYS = ["model", "family", "setting", "metric"]
+# One score per seed of the same model, curve, strength, level and metric.
+SCORE_KEYS = ["model", "family", "strength_name", "strength", "setting", "level", "metric"]
+SCORE_COLUMNS = [*SCORE_KEYS, "difficulty", "mean", "std", "seeds"]
 DIFFICULTY_COLUMNS = [*FAMILY_KEYS, "level_count", "spearman_rho", "spearman_p"]
 
 
@@ -180,3 +183,17 @@ def difficulty_trend(trends: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(records, columns=DIFFICULTY_COLUMNS)
+
+
+def seed_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each score's mean and sample standard deviation over seeds (NaN for a single seed), in
+    SCORE_COLUMNS; fine-tuning runs every cell once per training seed."""
+    grouped = rows.groupby(SCORE_KEYS, as_index=False, dropna=False)
+    scores = grouped.agg(
+        difficulty=("difficulty", "mean"),
+        mean=("value", "mean"),
+        std=("value", "std"),
+        seeds=("seed", "nunique"),
+    )
+    scores = scores.sort_values(["model", "family", "strength", "difficulty", "level", "metric"])
+    return scores[SCORE_COLUMNS].reset_index(drop=True)
