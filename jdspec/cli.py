@@ -330,6 +330,7 @@ def _level_tables(written: Any, metric: str) -> list[Table]:
     title = f"{metric}: mean ± std over {seeds} seeds" if seeds > 1 else metric
     tables.append(_table(title, score_rows, ["family", "strength", *levels]))
     drops = written.drops.loc[written.drops["metric"] == metric]
+    drops = drops.loc[(drops["strength_name"] != "sparsity") | (drops["strength"] > 0)]
     if not drops.empty:
         means = drops.groupby(["family", "strength", "level"], as_index=False)["drop"].mean()
         means["text"] = means["drop"].map(lambda value: f"{value:.1%}")

