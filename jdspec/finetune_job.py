@@ -118,7 +118,7 @@ def _run_cell(
         data=data,
         train_examples=training_subset(data.train, level),
         test_examples=seeded_sample(
-            data.test, level.n_test, job.evaluation.seed, f"test examples of {level.task}"
+            data.test, _at_most(level.n_test, len(data.test)), job.evaluation.seed, "tests"
         ),
         eval_batch_size=batch_size if isinstance(batch_size, int) else AUTO_EVAL_BATCH,
         autocast_dtype=None if job.evaluation.dtype == "float32" else DTYPES[job.evaluation.dtype],
@@ -148,6 +148,11 @@ def _run_cell(
         ),
     )
     return record, _connectivity_result(data, inputs.test_examples, level.alpha_count, curve)
+
+
+def _at_most(count: int | None, available: int) -> int | None:
+    """Tasks of one spectrum differ in size: n_examples caps each at what it has."""
+    return None if count is None else min(count, available)
 
 
 def _trained(

@@ -94,7 +94,7 @@ class FinetuneLevel(BaseModel, extra="forbid", frozen=True):
     n_train: int | None
     train_fraction: float = Field(gt=0, le=1)
     subset_seed: int
-    n_test: int | None
+    n_test: int | None  # at most this many test examples (seeded); None for all
     training: TrainingRun | None = None
     alpha_count: int | None = None
 
@@ -106,7 +106,7 @@ class FinetuneSource(DataSource):
         0, description="Offline sets cut from a validation split: which half trains."
     )
     n_train: int | None = Field(
-        None, ge=1, description="Training pool drawn (seeded) from the split; null for all."
+        None, ge=1, description="At most this many training examples (seeded); null for all."
     )
     subset_seed: int = Field(0, description="Orders the pool; every fraction takes a prefix.")
 
@@ -161,15 +161,14 @@ def task_metrics(tasks: Sequence[str]) -> tuple[str, ...]:
 
 
 def training_subset(examples: Sequence[T], level: FinetuneLevel) -> list[T]:
-    """The level's training examples: a seeded order of the split, the first n_train of it
-    as the pool, and the first `train_fraction` of the pool (rounded half up, at least one).
+    """The level's training examples: a seeded order of the split, at most its first n_train
+    as the pool (a small task keeps all it has), and the first `train_fraction` of the pool
+    (rounded half up, at least one).
 
     Every fraction is a prefix of the same order, so a smaller subset lies inside a larger one
     (the reference script took a prefix of the file instead, which is not a random sample).
     """
     order = random.Random(level.subset_seed).sample(range(len(examples)), len(examples))
     pool = order if level.n_train is None else order[: level.n_train]
-    if level.n_train is not None and level.n_train > len(examples):
-        raise ValueError(f"n_train {level.n_train} > {len(examples)} training examples")
     count = max(1, math.floor(level.train_fraction * len(pool) + 0.5))
     return [examples[index] for index in pool[:count]]
