@@ -107,3 +107,45 @@ def test_connectivity_of_identical_end_points_has_no_barrier(
     report = write_report(spec.name, report_rows(spec, path), tmp_path / "report")
     assert (tmp_path / "report" / "connectivity.png").exists()
     assert "barrier_loss" in set(report.scores.metric)
+
+
+def test_killed_training_cell_resumes_from_its_last_epoch(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jdspec.finetune as finetune
+
+    spectrum = {"setting": "data_adequacy", "task": "sst2", "fractions": [1.0]}
+    raw = _spec(tiny_bert_dir, spectrum, ["sparse"])
+    raw["compressors"] = [{"method": "none"}]
+    raw["finetuning"] |= {"seeds": [1], "epochs": 3}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    spec = load_spec(path)
+    evaluations: list[int] = []
+    real_evaluate = finetune.evaluate
+
+    def evaluate(*args: object, **kwargs: object) -> object:
+        evaluations.append(1)
+        if killing and len(evaluations) == 3:  # the third epoch's evaluation: killed
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "evaluate", evaluate)
+    monkeypatch.setenv("JD_CACHE", str(tmp_path / "cache"))
+    killed = tmp_path / "killed.duckdb"
+    killing = True
+    with pytest.raises(KeyboardInterrupt):
+        run_spec(spec, killed)
+    killing = False
+    (cell,) = all_cells(expand(spec))
+    assert (checkpoint_folder(cell.cell_hash) / "training.pt").exists()
+    evaluations.clear()
+    assert run_spec(spec, killed).done == 1
+    assert len(evaluations) == 1  # only the third epoch ran again
+    assert not checkpoint_folder(cell.cell_hash).exists()
+
+    monkeypatch.setenv("JD_CACHE", str(tmp_path / "fresh-cache"))
+    whole = tmp_path / "whole.duckdb"
+    assert run_spec(spec, whole).done == 1
+    query = "SELECT metric, value FROM results ORDER BY metric"
+    assert store.read_frame(killed, query).equals(store.read_frame(whole, query))

@@ -53,7 +53,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
 
 def test_every_file_is_written(report: Report) -> None:
     names = sorted(path.name for path in report.paths)
-    assert names == ["difficulty.csv", "drop.html", "drop.png", "drops.csv", "trends.csv"]
+    assert names == [
+        "difficulty.csv",
+        "drop.html",
+        "drop.png",
+        "drops.csv",
+        "scores.csv",
+        "trends.csv",
+    ]
     for path in report.paths:
         assert path.is_file() and path.stat().st_size > 0
 
