@@ -141,21 +141,41 @@ def run(
     store: StoreOption = DEFAULT_STORE,
     resume: Annotated[bool, typer.Option(help="Also retry failed cells.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Run at most N cells.")] = None,
+    backend: Annotated[
+        str, typer.Option(help="local (this process) or ray (Ray tasks; needs the ray extra).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help='Ray cluster: "auto" or ray://host:port; none: a local Ray.')
+    ] = None,
+    gpus_per_job: Annotated[
+        float, typer.Option(min=0, help="GPUs each Ray job requests (one compressed model).")
+    ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Run every cell that is not done yet, storing each as it finishes.
 
-    Example: jd run specs/demo.yaml --resume
+    Examples: jd run specs/demo.yaml --resume;
+    jd run specs/setting5.yaml --backend ray --address auto --gpus-per-job 1
     """
-    from jdspec.run import run_spec
+    from jdspec.run import Backend, run_spec
     from jdspec.spec import load_spec
 
     def action() -> None:
+        if backend not in ("local", "ray"):
+            raise SpecError(f"--backend: expected local or ray, got {backend!r}")
+        if backend == "local" and (address is not None or gpus_per_job):
+            raise SpecError("--address and --gpus-per-job need --backend ray")
+        chosen = Backend(backend, address, gpus_per_job)  # type: ignore[arg-type]
         loaded = load_spec(spec)
         with _RunProgress(enabled=not as_json) as progress:
             try:
                 summary = run_spec(
-                    loaded, store, retry_failed=resume, limit=limit, on_event=progress.update
+                    loaded,
+                    store,
+                    retry_failed=resume,
+                    limit=limit,
+                    on_event=progress.update,
+                    backend=chosen,
                 )
             except KeyboardInterrupt:
                 errors.print(

@@ -10,10 +10,10 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -31,6 +31,16 @@ from jdspec.plan import (
 from jdspec.provenance import describe_run, device_description
 from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.spec import Spec
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where jobs run: in this process, or as Ray tasks (`address` None starts a local Ray for
+    the run; "auto" or "ray://host:port" joins a cluster) with a GPU request per job."""
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None
+    gpus_per_job: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,7 @@ def run_spec(
     retry_failed: bool = False,
     limit: int | None = None,
     on_event: EventCallback | None = None,
+    backend: Backend = Backend(),
 ) -> RunSummary:
     """Run every cell that is not done (and failed ones with retry_failed), at most `limit`."""
     started = time.time()
@@ -154,7 +165,7 @@ def run_spec(
         counts = {"done": 0, "failed": 0}
         status = "interrupted"  # unless the loop ends normally: Ctrl-C, a crash
         try:
-            _execute(work, store_path, run_id, emit, counts)
+            _execute(work, store_path, run_id, emit, counts, backend)
             status = "finished"
         finally:
             store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
@@ -169,12 +180,11 @@ def _execute(
     run_id: str,
     emit: EventCallback,
     counts: dict[str, int],
+    backend: Backend,
 ) -> None:
     """Store each record as it arrives: the single writer; `counts` tallies cells."""
-    from jdspec.backends.local import run_jobs  # torch and transformers: only when there is work
-
     cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
-    for record in run_jobs(work, emit):
+    for record in _records(work, emit, backend):
         if isinstance(record, VariantResult):
             store.write_variant(store_path, record, run_id)
             continue
@@ -184,6 +194,19 @@ def _execute(
             remove_checkpoint(cell.cell_hash)  # a training cell's last epoch, now stored
         counts[record.status] += 1
         emit(CellFinished(cell, record))
+
+
+def _records(
+    work: list[tuple[Any, tuple[Cell, ...]]], emit: EventCallback, backend: Backend
+) -> Iterator[VariantResult | CellResult]:
+    """The backend's records as they arrive; torch, transformers and Ray load only when used."""
+    if backend.name == "ray":
+        from jdspec.backends.ray import run_jobs as run_on_ray
+
+        return run_on_ray(work, emit, backend.address, backend.gpus_per_job)
+    from jdspec.backends.local import run_jobs
+
+    return run_jobs(work, emit)
 
 
 def _pending_work(
