@@ -129,8 +129,15 @@ def _run_cell(
         model, _, record, epochs = _trained(inputs, level.training, job.compressor, checkpoint)
         return record, _finetune_result(data, inputs.test_examples, epochs)
     dense_state = _dense_end_point(job, level, inputs)
-    model, tokenizer, record, _ = _trained(inputs, level.training, job.compressor, checkpoint)
-    pruned_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    if level.training.transfer == "dense":  # the baseline's line joins the dense model to itself
+        model, tokenizer = load_encoder(
+            inputs.folder, inputs.revision, data, level.training.seed, inputs.device
+        )
+        _, record = prepare_transfer(model, "dense", job.compressor)
+        pruned_state = dense_state
+    else:
+        model, tokenizer, record, _ = _trained(inputs, level.training, job.compressor, checkpoint)
+        pruned_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
     assert level.alpha_count is not None
     curve = connectivity_curve(
         model,
