@@ -27,7 +27,7 @@ class Cell:
     compressor: Any  # the method's params model
     level: Level
     seed: int
-    key: dict[str, Any]  # exactly what was hashed
+    key_json: str  # exactly the text that was hashed: the key as canonical JSON
     family: str  # the report's curve: the compressor's family, with a fine-tuning transfer mode
 
     @property
@@ -64,7 +64,7 @@ def _normalise(value: Any) -> Any:
 
 
 def content_hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+    return _sha256(canonical_json(value))
 
 
 def _compressor_key(params: Any) -> dict[str, Any]:
@@ -73,28 +73,51 @@ def _compressor_key(params: Any) -> dict[str, Any]:
     return {**params.model_dump(mode="json"), "version": version}
 
 
-def variant_key(model_ref: ModelRef, params: Any, evaluation: Evaluation) -> dict[str, Any]:
+def model_parts(model_ref: ModelRef) -> dict[str, str]:
+    """The model's part of a variant key, as canonical JSON."""
+    return {"model": canonical_json(model_ref)}
+
+
+def compressor_parts(params: Any, evaluation: Evaluation) -> dict[str, str]:
+    """The rest of a variant key, as canonical JSON: the compressor (with its VERSION), the
+    calibration, the dtype. A variant's key is these and model_parts."""
     return {
-        "model": model_ref.model_dump(mode="json"),
-        "compressor": _compressor_key(params),
-        "calibration": None,
-        "dtype": evaluation.dtype,
+        "compressor": canonical_json(_compressor_key(params)),
+        "calibration": canonical_json(None),
+        "dtype": canonical_json(evaluation.dtype),
     }
 
 
-def cell_key(variant: dict[str, Any], level: Level, evaluation: Evaluation) -> dict[str, Any]:
+def level_parts(level: Level, evaluation: Evaluation) -> dict[str, str]:
+    """What a cell adds to its variant's key, as canonical JSON: the level's config with its
+    setting's VERSION, the seed, the batching."""
     setting_version = SETTINGS.get(level.setting).version
-    return {
-        **variant,
-        "level": {
-            "setting": level.setting,
-            "setting_version": setting_version,
-            **level.config.model_dump(mode="json"),
-        },
-        "seed": evaluation.seed,
-        "batch_size": evaluation.batch_size,
-        "engine": ENGINE_VERSION,
+    level_key = {
+        "setting": level.setting,
+        "setting_version": setting_version,
+        **level.config.model_dump(mode="json"),
     }
+    return {
+        "level": canonical_json(level_key),
+        "seed": canonical_json(evaluation.seed),
+        "batch_size": canonical_json(evaluation.batch_size),
+        "engine": canonical_json(ENGINE_VERSION),
+    }
+
+
+def _members(parts: dict[str, str]) -> dict[str, str]:
+    """Each part (a name and its value as canonical JSON) as its `"name":value` JSON member."""
+    return {name: json.dumps(name, ensure_ascii=False) + ":" + text for name, text in parts.items()}
+
+
+def _joined(members: dict[str, str]) -> str:
+    """canonical_json of the mapping whose _members these are: the same text, built without
+    normalising again what thousands of cells share (model, compressor, level)."""
+    return "{" + ",".join([members[name] for name in sorted(members)]) + "}"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def variants(spec: Spec) -> list[Any]:
@@ -105,48 +128,72 @@ def variants(spec: Spec) -> list[Any]:
     return list(unique.values())
 
 
+@dataclass(frozen=True)
+class _Run:
+    """A level as variants run it, its key members normalised once for all of them."""
+
+    level: Level
+    seed: int
+    family_suffix: str  # a transfer mode's " (dense_frozen)", else ""
+    members: dict[str, str]  # _members of level_parts
+
+
 def expand(spec: Spec) -> list[Job]:
-    """Every model x variant as a job holding its levels' cells; dense jobs come first."""
+    """Every model x variant as a job holding its levels' cells; dense jobs come first.
+
+    Keys are joined from parts normalised once each (_joined), as a 100,000-cell spec has only
+    a few distinct models, compressors and levels."""
     levels = spec.spectrum.expand(spec.evaluation.n_examples, spec.evaluation.seed)
+    runs = {
+        dense: [
+            _Run(run_level, seed, suffix, _members(level_parts(run_level, spec.evaluation)))
+            for level in levels
+            for run_level, seed, suffix in _runs(spec, level, dense)
+        ]
+        for dense in (True, False)
+    }
+    models = [(ref, ref.label(), _members(model_parts(ref))) for ref in spec.models]
+    dense_method = NoneParams().method
     jobs = []
     for params in variants(spec):
-        for model_ref in spec.models:
-            variant = variant_key(model_ref, params, spec.evaluation)
-            variant_hash = content_hash(variant)
+        family = params.family()
+        compressor = _members(compressor_parts(params, spec.evaluation))
+        for model_ref, label, model in models:
+            variant = {**model, **compressor}
+            variant_hash = _sha256(_joined(variant))
             cells = []
-            for level in levels:
-                for run_level, seed, family in _runs(spec, params, level):
-                    key = cell_key(variant, run_level, spec.evaluation)
-                    cells.append(
-                        Cell(
-                            content_hash(key),
-                            variant_hash,
-                            model_ref.label(),
-                            params,
-                            run_level,
-                            seed,
-                            key,
-                            family,
-                        )
+            for run in runs[params.method == dense_method]:
+                key_json = _joined({**variant, **run.members})
+                cells.append(
+                    Cell(
+                        _sha256(key_json),
+                        variant_hash,
+                        label,
+                        params,
+                        run.level,
+                        run.seed,
+                        key_json,
+                        family + run.family_suffix,
                     )
+                )
             jobs.append(Job(variant_hash, model_ref, params, spec.evaluation, tuple(cells)))
     return jobs
 
 
-def _runs(spec: Spec, params: Any, level: Level) -> list[tuple[Level, int, str]]:
+def _runs(spec: Spec, level: Level, dense: bool) -> list[tuple[Level, int, str]]:
     """How a variant runs a level: once at the evaluation seed, or, when it fine-tunes, once per
     training seed and transfer mode (the dense baseline only in mode dense). Each transfer mode
-    is its own curve family in reports, e.g. 'magnitude global (dense_frozen)'."""
+    is its own curve family in reports, e.g. 'magnitude global (dense_frozen)': the returned
+    suffix of the compressor's family."""
     if not isinstance(level.config, FinetuneLevel):
-        return [(level, spec.evaluation.seed, params.family())]
+        return [(level, spec.evaluation.seed, "")]
     recipe = spec.training()
-    dense = params.method == NoneParams().method
     runs = []
     for mode in ("dense",) if dense else recipe.transfer:
-        family = params.family() if dense else f"{params.family()} ({mode})"
+        suffix = "" if dense else f" ({mode})"
         for seed in recipe.seeds:
             config = level.config.model_copy(update={"training": recipe.run(seed, mode)})
-            runs.append((replace(level, config=config), seed, family))
+            runs.append((replace(level, config=config), seed, suffix))
     return runs
 
 

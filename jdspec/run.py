@@ -24,19 +24,18 @@ from jdspec.plan import (
     PlannedJob,
     all_cells,
     attach_statuses,
-    canonical_json,
     content_hash,
     expand,
 )
 from jdspec.provenance import describe_run, device_description
-from jdspec.results import CellResult, Progress, VariantResult
+from jdspec.results import CellResult, JobsRunning, Progress, VariantResult
 from jdspec.spec import Spec
 
 
 @dataclass(frozen=True)
 class Backend:
     """Where jobs run: in this process, or as Ray tasks (`address` None starts a local Ray for
-    the run; "auto" or "ray://host:port" joins a cluster) with a GPU request per job."""
+    the run; "auto" or a cluster's host:port joins it) with a GPU request per job."""
 
     name: Literal["local", "ray"] = "local"
     address: str | None = None
@@ -62,12 +61,12 @@ class RunSummary:
     done: int
     failed: int
     already_done: int  # cells the store held before this run
-    left: int  # pending cells not run: beyond --limit, or failed ones without --resume
+    left: int  # cells neither done nor run: beyond --limit, or failed ones without --resume
     status: str  # "nothing to do" | "finished" | "interrupted"
     seconds: float
 
 
-RunEvent = RunStarted | CellFinished | Progress
+RunEvent = RunStarted | CellFinished | Progress | JobsRunning
 EventCallback = Callable[[RunEvent], None]
 
 
@@ -133,7 +132,7 @@ def cell_row(cell: Cell, run_id: str = "") -> dict[str, Any]:
         "setting": cell.level.setting,
         "level": cell.level.label,
         "seed": cell.seed,
-        "cell": canonical_json(cell.key),
+        "cell": cell.key_json,
     }
 
 
@@ -144,28 +143,32 @@ def run_spec(
     limit: int | None = None,
     on_event: EventCallback | None = None,
     backend: Backend = Backend(),
+    force: bool = False,
 ) -> RunSummary:
-    """Run every cell that is not done (and failed ones with retry_failed), at most `limit`."""
+    """Run every cell that is not done (and failed ones with retry_failed, done ones too with
+    force: their old rows move to the store's history tables), at most `limit`."""
     started = time.time()
     description = f"jd run {spec.name}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    with store.writer_lock(store_path, description):
+    with store.writer_lock(store_path, description), store.holding(store_path):
         planned = plan_spec(spec, store_path)
         _register_members(spec, planned, store_path)
-        work = _pending_work(planned, retry_failed, limit)
+        work = _pending_work(planned, retry_failed, limit, force)
         cell_count = sum(len(cells) for _, cells in work)
         already_done = sum(job.statuses.count("done") for job in planned)
-        left = sum(len(job.job.cells) for job in planned) - already_done - cell_count
+        left = _left_count(planned, work)
         if not work:
             return RunSummary(
                 None, 0, 0, already_done, left, "nothing to do", time.time() - started
             )
-        run_id = _begin(spec, store_path, cell_count)
         emit = on_event or (lambda event: None)
+        # a backend that cannot start (no Ray, no cluster) fails before a run is recorded
+        records = _records(work, emit, backend)
+        run_id = _begin(spec, store_path, cell_count)
         emit(RunStarted(run_id, cell_count, len(work)))
         counts = {"done": 0, "failed": 0}
         status = "interrupted"  # unless the loop ends normally: Ctrl-C, a crash
         try:
-            _execute(work, store_path, run_id, emit, counts, backend)
+            _execute(records, work, store_path, run_id, emit, counts)
             status = "finished"
         finally:
             store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
@@ -175,16 +178,16 @@ def run_spec(
 
 
 def _execute(
+    records: Iterator[VariantResult | CellResult],
     work: list[tuple[Any, tuple[Cell, ...]]],
     store_path: Path,
     run_id: str,
     emit: EventCallback,
     counts: dict[str, int],
-    backend: Backend,
 ) -> None:
     """Store each record as it arrives: the single writer; `counts` tallies cells."""
     cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
-    for record in _records(work, emit, backend):
+    for record in records:
         if isinstance(record, VariantResult):
             store.write_variant(store_path, record, run_id)
             continue
@@ -199,7 +202,8 @@ def _execute(
 def _records(
     work: list[tuple[Any, tuple[Cell, ...]]], emit: EventCallback, backend: Backend
 ) -> Iterator[VariantResult | CellResult]:
-    """The backend's records as they arrive; torch, transformers and Ray load only when used."""
+    """The backend's records as they arrive; torch, transformers and Ray load only when used.
+    Ray connects when this is called, the records flow when iterated."""
     if backend.name == "ray":
         from jdspec.backends.ray import run_jobs as run_on_ray
 
@@ -210,15 +214,34 @@ def _records(
 
 
 def _pending_work(
-    planned: list[PlannedJob], retry_failed: bool, limit: int | None
+    planned: list[PlannedJob], retry_failed: bool, limit: int | None, force: bool = False
 ) -> list[tuple[Any, tuple[Cell, ...]]]:
+    """The first `limit` cells to run, by job: new ones, failed ones with retry_failed, and
+    with force done ones too."""
     work, remaining = [], limit if limit is not None else sys.maxsize
     for job in planned:
-        cells = job.pending(retry_failed)[:remaining]
+        cells = _wanted(job, retry_failed, force)[:remaining]
         if cells:
             work.append((job.job, cells))
             remaining -= len(cells)
     return work
+
+
+def _wanted(job: PlannedJob, retry_failed: bool, force: bool) -> tuple[Cell, ...]:
+    if not force:
+        return job.pending(retry_failed)
+    pairs = zip(job.job.cells, job.statuses, strict=True)
+    return tuple(cell for cell, status in pairs if retry_failed or status != "failed")
+
+
+def _left_count(planned: list[PlannedJob], work: list[tuple[Any, tuple[Cell, ...]]]) -> int:
+    """Cells neither done nor about to run."""
+    running = {cell.cell_hash for _, cells in work for cell in cells}
+    return sum(
+        status != "done" and cell.cell_hash not in running
+        for job in planned
+        for cell, status in zip(job.job.cells, job.statuses, strict=True)
+    )
 
 
 def _members(spec: Spec, planned: list[PlannedJob]) -> pd.DataFrame:

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jdspec.plan import attach_statuses, canonical_json, content_hash, count_statuses, expand
-from jdspec.spec import load_spec
+from jdspec.compress import COMPRESSORS
+from jdspec.plan import (
+    Cell,
+    Job,
+    attach_statuses,
+    canonical_json,
+    content_hash,
+    count_statuses,
+    expand,
+)
+from jdspec.requests import ENGINE_VERSION
+from jdspec.spec import Spec, load_spec
+from jdspec.tasks import SETTINGS
+
+SPECS = Path(__file__).parent.parent / "specs"
 
 SPEC = """\
 name: golden
@@ -120,3 +134,48 @@ def test_an_engine_change_changes_every_key(
     monkeypatch.setattr("jdspec.plan.ENGINE_VERSION", 99)
     after = [c.cell_hash for job in expand(_spec(tmp_path)) for c in job.cells]
     assert not set(before) & set(after)
+
+
+def _reference_key(spec: Spec, job: Job, cell: Cell) -> dict[str, Any]:
+    """A cell's key built whole, as one dict, the way keys were first built: the planner joins
+    the same key from parts normalised once each, and must give the same text."""
+    level = cell.level
+    return {
+        "model": job.model_ref,
+        "compressor": {
+            **job.compressor.model_dump(mode="json"),
+            "version": COMPRESSORS.get(job.compressor.method).version,
+        },
+        "calibration": None,
+        "dtype": spec.evaluation.dtype,
+        "level": {
+            "setting": level.setting,
+            "setting_version": SETTINGS.get(level.setting).version,
+            **level.config.model_dump(mode="json"),
+        },
+        "seed": spec.evaluation.seed,
+        "batch_size": spec.evaluation.batch_size,
+        "engine": ENGINE_VERSION,
+    }
+
+
+VARIANT_FIELDS = ("model", "compressor", "calibration", "dtype")
+
+
+@pytest.mark.parametrize(
+    "name", ["golden", "transfer_modes-offline.yaml", "lmc-offline.yaml", "setting5-offline.yaml"]
+)
+def test_joined_keys_equal_keys_built_whole(tmp_path: Path, name: str) -> None:
+    """Fine-tuning settings too: a level per training seed and transfer mode."""
+    spec = _spec(tmp_path) if name == "golden" else load_spec(SPECS / name)
+    for job in expand(spec):
+        for cell in job.cells:
+            key = _reference_key(spec, job, cell)
+            assert cell.key_json == canonical_json(key)
+            assert cell.cell_hash == content_hash(key)
+            variant = {field: key[field] for field in VARIANT_FIELDS}
+            assert cell.variant_hash == job.variant_hash == content_hash(variant)
+            training = getattr(cell.level.config, "training", None)  # fine-tuning levels only
+            mode = f" ({training.transfer})" if training and job.compressor.method != "none" else ""
+            assert cell.family == job.compressor.family() + mode
+            assert cell.seed == (training.seed if training else spec.evaluation.seed)

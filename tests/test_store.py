@@ -1,10 +1,12 @@
-"""The store: transactional round trips, read-only SQL, the writer lock, schema versions."""
+"""The store: transactional round trips, history of superseded rows, read-only SQL, the writer
+lock and its held connection, schema versions."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,13 +149,23 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         store.read_frame(path, "SELECT 1")
 
 
+def _downgrade(path: Path, version: int) -> None:
+    """Make a store look as schema `version` left it: no history tables (version 3), no
+    batch_size column (version 2)."""
+    with duckdb.connect(str(path)) as connection:
+        for table in ("cells", "results", "examples"):
+            connection.execute(f"DROP TABLE {table}_history")
+        if version < 2:
+            connection.execute("ALTER TABLE cells DROP COLUMN batch_size")
+        connection.execute(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
+
+
 def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
-    """A store written before cells had batch_size gains the column; old rows keep NULL."""
+    """A store written before cells had batch_size gains the column (old rows keep NULL), then
+    history tables with it; rerunning a version-1 cell moves it there."""
     path = tmp_path / "jd.duckdb"
     store.write_cell(path, {**ROW, "cell_hash": "old"}, _done("old"))
-    with duckdb.connect(str(path)) as connection:
-        connection.execute("ALTER TABLE cells DROP COLUMN batch_size")
-        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    _downgrade(path, 1)
     store.write_cell(path, {**ROW, "cell_hash": "new"}, replace(_done("new"), batch_size=16))
     frame = store.read_frame(path, "SELECT cell_hash, batch_size FROM cells ORDER BY cell_hash")
     assert frame.to_dict("records") == [
@@ -161,7 +173,186 @@ def test_a_version_1_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
         {"cell_hash": "old", "batch_size": None},
     ]
     version = store.read_frame(path, "SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version["value"].tolist() == [str(store.SCHEMA_VERSION)]
+    assert version["value"].tolist() == [str(store.SCHEMA_VERSION)] == ["3"]
+    store.write_cell(path, {**ROW, "cell_hash": "old", "run_id": "r2"}, _done("old"))
+    old = store.read_frame(path, "SELECT run_id, batch_size, superseded_by_run FROM cells_history")
+    assert old.to_dict("records") == [
+        {"run_id": "r1", "batch_size": None, "superseded_by_run": "r2"}
+    ]
+
+
+def test_a_version_2_store_gains_history_tables_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "jd.duckdb"
+    store.write_cell(path, ROW, _done())
+    _downgrade(path, 2)
+    with pytest.raises(SpecError, match="cells_history"):
+        store.user_query(path, "SELECT * FROM cells_history")  # readers do not migrate
+    store.write_cell(path, {**ROW, "run_id": "r2"}, _scored(0.25))
+    history = store.read_frame(path, "SELECT * FROM cells_history")
+    assert list(history.columns) == [*_columns(path, "cells"), "superseded_at", "superseded_by_run"]
+    assert history[["cell_hash", "run_id", "superseded_by_run"]].values.tolist() == [
+        ["c1", "r1", "r2"]
+    ]
+    assert _values(path, "results") == [("c1", "accuracy", 0.25)]
+    assert _values(path, "results_history") == [("c1", "accuracy", 2 / 3)]
+    version = store.read_frame(path, "SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version["value"].tolist() == ["3"]
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    return store.read_frame(path, f"DESCRIBE {table}")["column_name"].tolist()
+
+
+def _values(path: Path, table: str) -> list[tuple]:
+    frame = store.read_frame(path, f"SELECT cell_hash, metric, value FROM {table} ORDER BY ALL")
+    return list(frame.itertuples(index=False, name=None))
+
+
+def _scored(accuracy: float, prediction: str = "A") -> CellResult:
+    """A done c1 whose metric and examples' predictions say which write it came from."""
+    examples = tuple(
+        ExampleRecord(f"e{i}", "h", prediction, "B", False, -accuracy, (-accuracy,))
+        for i in range(3)
+    )
+    return CellResult(
+        "c1", "done", 1.0, accuracy, (MetricValue("accuracy", accuracy, 3),), examples
+    )
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["connection per write", "held connection"])
+def test_a_forced_rewrite_keeps_every_earlier_result_in_history(tmp_path: Path, held: bool) -> None:
+    path = tmp_path / "jd.duckdb"
+    with store.holding(path) if held else nullcontext():
+        store.write_cell(path, {**ROW, "run_id": "r1"}, _scored(0.5, "A"))
+        store.write_cell(path, {**ROW, "run_id": "r2"}, _scored(0.75, "C"))
+        store.write_cell(path, {**ROW, "run_id": "r3"}, _scored(0.25, "D"))
+    assert _values(path, "results") == [("c1", "accuracy", 0.25)]
+    live = store.read_frame(path, "SELECT run_id, attempts, seconds FROM cells")
+    assert live.to_dict("records") == [{"run_id": "r3", "attempts": 3, "seconds": 0.25}]
+    assert store.read_frame(path, "SELECT DISTINCT prediction FROM examples").prediction[0] == "D"
+    cells = store.read_frame(
+        path,
+        "SELECT run_id, attempts, seconds, superseded_by_run, superseded_at IS NOT NULL AS dated "
+        "FROM cells_history ORDER BY run_id",
+    )
+    assert cells.to_dict("records") == [
+        {"run_id": "r1", "attempts": 1, "seconds": 0.5, "superseded_by_run": "r2", "dated": True},
+        {"run_id": "r2", "attempts": 2, "seconds": 0.75, "superseded_by_run": "r3", "dated": True},
+    ]
+    results = store.read_frame(
+        path, "SELECT value, superseded_by_run FROM results_history ORDER BY superseded_by_run"
+    )
+    assert results.values.tolist() == [[0.5, "r2"], [0.75, "r3"]]
+    examples = store.read_frame(
+        path,
+        "SELECT superseded_by_run, example_id, prediction, score, option_scores "
+        "FROM examples_history ORDER BY ALL",
+    )
+    assert examples.values.tolist() == [["r2", f"e{i}", "A", -0.5, [-0.5]] for i in range(3)] + [
+        ["r3", f"e{i}", "C", -0.75, [-0.75]] for i in range(3)
+    ]
+    assert store.user_query(path, "SELECT count(*) AS n FROM jd_results").n.item() == 0  # no spec
+    assert store.user_query(path, "SELECT count(*) AS n FROM examples_history").n.item() == 6
+
+
+def test_a_failed_attempt_retried_is_kept_in_history(tmp_path: Path) -> None:
+    path = tmp_path / "jd.duckdb"
+    store.write_cell(path, ROW, CellResult("c1", "failed", 0.0, 1.0, error="Traceback\nBoom"))
+    store.write_cell(path, {**ROW, "run_id": "r2"}, _done())
+    failed = store.read_frame(path, "SELECT status, error, superseded_by_run FROM cells_history")
+    assert failed.to_dict("records") == [
+        {"status": "failed", "error": "Traceback\nBoom", "superseded_by_run": "r2"}
+    ]
+
+
+class _Interrupt(KeyboardInterrupt):
+    """Ctrl-C arriving between the statements of a cell's transaction."""
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["connection per write", "held connection"])
+@pytest.mark.parametrize("failure", ["constraint", "interrupt"])
+def test_an_interrupted_forced_write_leaves_the_old_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: bool, failure: str
+) -> None:
+    """The rows moved to history and the new rows are one transaction: an error after the move
+    (a duplicate metric; Ctrl-C before the examples) leaves the old result live, history empty."""
+    path = tmp_path / "jd.duckdb"
+    store.write_cell(path, ROW, _scored(0.5))
+    before = {table: _all_rows(path, table) for table in ("cells", "results", "examples")}
+    rewrite = _scored(0.75)
+    if failure == "constraint":
+        rewrite = replace(rewrite, metrics=rewrite.metrics * 2)
+        expected = duckdb.ConstraintException
+    else:
+        real = store._insert_rows
+
+        def interrupted(connection: object, table: str, *args: object) -> None:
+            if table == "examples":
+                raise _Interrupt
+            real(connection, table, *args)
+
+        monkeypatch.setattr(store, "_insert_rows", interrupted)
+        expected = _Interrupt
+    with store.holding(path) if held else nullcontext():
+        with pytest.raises(expected):
+            store.write_cell(path, {**ROW, "run_id": "r2"}, rewrite)
+        assert {table: _all_rows(path, table) for table in before} == before
+        for table in ("cells", "results", "examples"):
+            assert _all_rows(path, f"{table}_history") == []
+        monkeypatch.undo()
+        store.write_cell(path, {**ROW, "run_id": "r3"}, _scored(0.25))  # the store still works
+    assert _values(path, "results_history") == [("c1", "accuracy", 0.5)]
+
+
+def _all_rows(path: Path, table: str) -> list[tuple]:
+    frame = store.read_frame(path, f"SELECT * FROM {table} ORDER BY ALL")
+    return [tuple(map(str, row)) for row in frame.itertuples(index=False, name=None)]
+
+
+@pytest.mark.parametrize("count", [3, 40], ids=["VALUES", "DataFrame"])
+def test_rows_insert_alike_whatever_their_number(tmp_path: Path, count: int) -> None:
+    """A few rows go in as INSERT ... VALUES, many as a DataFrame: the same values, NaN as NULL."""
+    path = tmp_path / "jd.duckdb"
+    nan = float("nan")
+    examples = tuple(
+        ExampleRecord(f"e{i:02d}", "h", "A", "B", i % 2 == 0, nan if i == 1 else -i, (nan, -1.0))
+        for i in range(count)
+    )
+    metrics = (MetricValue("accuracy", 0.5, count), MetricValue("pearson", nan, count))
+    store.write_cell(path, ROW, CellResult("c1", "done", 0.0, 1.0, metrics, examples))
+    stored = store.read_frame(
+        path,
+        "SELECT example_id, correct, score IS NULL AS no_score, score, "
+        "option_scores::VARCHAR AS option_scores FROM examples ORDER BY example_id",
+    )
+    assert stored.no_score.tolist() == [i == 1 for i in range(count)]
+    assert stored.correct.tolist() == [i % 2 == 0 for i in range(count)]
+    assert stored.score.fillna(99).tolist() == [99 if i == 1 else -i for i in range(count)]
+    assert stored.option_scores.tolist() == ["[NULL, -1.0]"] * count
+    metric = store.read_frame(
+        path, "SELECT metric, value IS NULL AS missing FROM results ORDER BY 1"
+    )
+    assert metric.missing.tolist() == [False, True]
+
+
+def test_a_held_connection_lets_readers_in_once_idle(tmp_path: Path) -> None:
+    """Within `holding`, another process still reads the store between writes."""
+    path = tmp_path / "jd.duckdb"
+    reader = [
+        sys.executable,
+        "-c",
+        "import pathlib; from jdspec import store\n"
+        f"print(store.read_frame(pathlib.Path({str(path)!r}), 'SELECT count(*) AS n FROM cells')"
+        ".n.item())",
+    ]
+    with store.holding(path):
+        store.write_cell(path, ROW, _done())
+        assert store.cell_states(path, ["c1"]).status.tolist() == ["done"]  # this process reads
+        read = subprocess.run(reader, capture_output=True, text=True, timeout=60)
+        assert read.returncode == 0, read.stderr
+        assert read.stdout.strip() == "1"
+        store.write_cell(path, {**ROW, "cell_hash": "c2"}, _done("c2"))  # reopens after the reader
+    assert store.read_frame(path, "SELECT count(*) AS n FROM cells").n.item() == 2
 
 
 def test_not_a_database(tmp_path: Path) -> None:
