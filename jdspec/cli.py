@@ -6,10 +6,11 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -37,8 +38,16 @@ def _guarded(action: Callable[[], None]) -> None:
     try:
         action()
     except (SpecError, StoreBusy) as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail(str(error))
+    except OSError as error:  # the file system refused: a folder not creatable, a full disk
+        where = f"cannot use {error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}")
+
+
+def _fail(message: str) -> NoReturn:
+    # Escaped: a message quotes the user's input, which may look like Rich markup ("[/x]").
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 def _print_json(value: Any) -> None:
@@ -141,11 +150,15 @@ def run(
     store: StoreOption = DEFAULT_STORE,
     resume: Annotated[bool, typer.Option(help="Also retry failed cells.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Run at most N cells.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="Also rerun done cells; their old results move to history tables."),
+    ] = False,
     backend: Annotated[
         str, typer.Option(help="local (this process) or ray (Ray tasks; needs the ray extra).")
     ] = "local",
     address: Annotated[
-        str | None, typer.Option(help='Ray cluster: "auto" or ray://host:port; none: a local Ray.')
+        str | None, typer.Option(help='Ray cluster: "auto" or host:port; none: a local Ray.')
     ] = None,
     gpus_per_job: Annotated[
         float, typer.Option(min=0, help="GPUs each Ray job requests (one compressed model).")
@@ -154,7 +167,7 @@ def run(
 ) -> None:
     """Run every cell that is not done yet, storing each as it finishes.
 
-    Examples: jd run specs/demo.yaml --resume;
+    Examples: jd run specs/demo.yaml --resume;  jd run specs/demo.yaml --force --limit 3;
     jd run specs/setting5.yaml --backend ray --address auto --gpus-per-job 1
     """
     from jdspec.run import Backend, run_spec
@@ -176,11 +189,12 @@ def run(
                     limit=limit,
                     on_event=progress.update,
                     backend=chosen,
+                    force=force,
                 )
             except KeyboardInterrupt:
                 errors.print(
                     f"interrupted: finished cells are stored; the cell in flight is "
-                    f"lost. Continue with: jd run {spec} --resume"
+                    f"lost. Continue with: jd run {escape(str(spec))} --resume"
                 )
                 raise typer.Exit(130) from None
         if as_json:
@@ -221,9 +235,13 @@ class _RunProgress:
         self.progress.__exit__(*exc)
 
     def update(self, event: Any) -> None:
+        from jdspec.results import JobsRunning
         from jdspec.run import CellFinished, RunStarted
 
-        if isinstance(event, RunStarted):
+        if isinstance(event, JobsRunning):
+            self.progress.update(self.cells_task, description=_cells_description(event.per_node))
+            self.progress.update(self.examples_task, visible=False)  # not reported across Ray
+        elif isinstance(event, RunStarted):
             _quiet_transformers()
             self.cells_task = self.progress.add_task("cells", total=event.cell_count)
             self.examples_task = self.progress.add_task("examples", total=None)
@@ -240,6 +258,16 @@ class _RunProgress:
             )
         else:
             self.progress.update(self.examples_task, completed=event.done, total=event.total)
+
+
+def _cells_description(per_node: dict[str, int]) -> str:
+    """The cells bar's label; on Ray it says how many jobs each node runs now."""
+    if not per_node:
+        return "cells"
+    nodes = ", ".join(
+        f"node {node}: {count} job{'' if count == 1 else 's'}" for node, count in per_node.items()
+    )
+    return f"cells ({nodes})"
 
 
 def _quiet_transformers() -> None:

@@ -92,3 +92,11 @@ class Progress:
     cell_hash: str
     done: int
     total: int
+
+
+@dataclass(frozen=True)
+class JobsRunning:
+    """Jobs (compressed models) in flight on each node of a Ray run; sent when the counts change,
+    empty once none is left."""
+
+    per_node: dict[str, int]

@@ -64,3 +64,18 @@ def test_delete_is_refused_and_changes_nothing(write_spec: SpecWriter, tmp_path:
 def test_report_needs_results(write_spec: SpecWriter, tmp_path: Path) -> None:
     code, output = _jd("report", str(write_spec()), "--store", str(tmp_path / "none.duckdb"))
     assert code == 2 and "holds no done cell" in output
+
+
+def test_the_cells_bar_says_how_many_jobs_each_ray_node_runs() -> None:
+    from jdspec.cli import _RunProgress
+    from jdspec.results import JobsRunning
+    from jdspec.run import RunStarted
+
+    with _RunProgress(enabled=False) as progress:
+        progress.update(RunStarted("run", cell_count=8, job_count=4))
+        progress.update(JobsRunning({"10.0.0.1": 2, "10.0.0.2": 1}))
+        [cells, examples] = progress.progress.tasks
+        assert cells.description == "cells (node 10.0.0.1: 2 jobs, node 10.0.0.2: 1 job)"
+        assert not examples.visible  # per-example progress stays in the Ray workers
+        progress.update(JobsRunning({}))
+        assert cells.description == "cells"
