@@ -69,6 +69,8 @@ class Evaluation(BaseModel, extra="forbid", frozen=True):
     device: str = Field("auto", description="auto (cuda if present, else cpu), cpu, cuda, cuda:1.")
 
 
+_STRING_TAG, _MERGE_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
+
 # Transfer modes hold, freeze or regrow exactly the weights magnitude pruning selects.
 FINETUNE_METHODS = ("magnitude", "none")
 
@@ -121,9 +123,12 @@ def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     data, lines = _read_yaml(path)
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping of spec fields at the top, got {data!r:.60}")
+        raise SpecError(
+            f"{path}, line {_line(lines, ())}, (top level): expected a mapping of spec fields "
+            f"(name, models, compressors, spectrum, ...), got {type(data).__name__} {data!r:.60}"
+        )
     data, origins = _expand_sweeps(path, data, lines)
-    _resolve_local_paths(path, data)
+    _resolve_local_paths(path, data, lines)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
@@ -159,31 +164,100 @@ def _check_finetuning(path: Path, spec: Spec, lines: dict[tuple, int], origins: 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     """The YAML data and the 1-based line of every mapping key and list item, by path."""
-    if not path.exists():
-        raise SpecError(f"{path}: no such spec file")
-    if not path.is_file():
-        raise SpecError(f"{path}: is a directory, expected a YAML spec file")
-    text = path.read_text()
+    loader = yaml.SafeLoader(_read_text(path))
     try:
-        return yaml.safe_load(text), _node_lines(yaml.compose(text, Loader=yaml.SafeLoader), ())
+        node = loader.get_single_node()  # what yaml.safe_load does, keeping the node's lines
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
+        context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and opened and (not mark or opened.line != mark.line):
+            problem += f" ({context} on line {opened.line + 1})"
         raise SpecError(f"{path}{where}: not valid YAML: {problem}") from None
+    except RecursionError:  # PyYAML and the walks below recurse once per level of nesting
+        raise SpecError(f"{path}: lists or mappings nested too deeply to be a spec") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise SpecError(f"{path}: the file holds no spec (empty, or only comments)")
+    try:
+        _check_keys(path, node, ())
+        return data, _node_lines(node, ())
+    except RecursionError:
+        raise SpecError(f"{path}: lists or mappings nested too deeply to be a spec") from None
 
 
-def _node_lines(node: yaml.Node | None, at: tuple) -> dict[tuple, int]:
+def _check_keys(path: Path, node: yaml.Node, at: tuple, seen: set[int] | None = None) -> None:
+    """Field names must be text (YAML reads an unquoted `1:`, `true:` or `null:` as another
+    type, which validation would report with no line) and given once (YAML keeps the last)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    children, first_lines = [], {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            where, line = (*at, key.value), key.start_mark.line + 1
+            if key.tag not in (_STRING_TAG, _MERGE_TAG):
+                kind = key.tag.rsplit(":", 1)[-1]
+                raise SpecError(
+                    f"{path}, line {line}, {_dotted(where)}: a field name must be text; YAML "
+                    f"reads {key.value!r} as {kind} (quote it, or check the spelling)"
+                )
+            if key.value in first_lines:  # YAML would silently keep only the last one
+                raise SpecError(
+                    f"{path}, line {line}, {_dotted(where)}: given twice (first on line "
+                    f"{first_lines[key.value]}); keep one"
+                )
+            first_lines[key.value] = line
+            children.append((value, where))
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(item, (*at, index)) for index, item in enumerate(node.value)]
+    for child, child_at in children:
+        _check_keys(path, child, child_at, seen)
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (YAML's encoding), or a SpecError saying why it cannot be read."""
+    if not path.exists():
+        raise SpecError(f"{path}: no such spec file")
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, expected a YAML spec file")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read the spec file ({error.strerror or error})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}, line {line}: not UTF-8 text (byte {raw[error.start]:#04x} at offset "
+            f"{error.start}); save the spec as UTF-8"
+        ) from None
+
+
+def _node_lines(
+    node: yaml.Node | None, at: tuple, seen: set[int] | None = None
+) -> dict[tuple, int]:
+    """Lines by path; a node reached again through an alias is not walked again, so a
+    self-referencing alias (`a: &x [*x]`) ends and shared ones cost no more than once."""
+    seen = set() if seen is None else seen
     if node is None:
         return {}
     lines = {at: node.start_mark.line + 1}
+    if id(node) in seen:
+        return lines
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            lines |= _node_lines(value, (*at, key.value))
+            lines |= _node_lines(value, (*at, key.value), seen)
             lines[(*at, key.value)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            lines |= _node_lines(item, (*at, index))
+            lines |= _node_lines(item, (*at, index), seen)
     return lines
 
 
@@ -237,47 +311,82 @@ def _sweep_field(path: Path, entry: dict, at: tuple, lines: dict[tuple, int]) ->
     return field, values
 
 
-def _resolve_local_paths(path: Path, data: dict) -> None:
-    for model in data.get("models") or []:
-        if isinstance(model, dict) and model.get("source") == "local" and "path" in model:
-            model["path"] = str((path.parent / str(model["path"])).resolve())
+def _resolve_local_paths(path: Path, data: dict, lines: dict[tuple, int]) -> None:
+    models = data.get("models")
+    for index, model in enumerate(models if isinstance(models, list) else []):
+        # Only a string: anything else is left for validation to name as the wrong type.
+        if isinstance(model, dict) and model.get("source") == "local":
+            if not isinstance(model.get("path"), str):
+                continue
+            try:
+                model["path"] = str((path.parent / model["path"]).resolve())
+            except (OSError, ValueError, RuntimeError) as error:  # a NUL byte, a symlink loop
+                at = ("models", index, "path")
+                raise SpecError(
+                    f"{path}, line {_line(lines, at)}, {_dotted(at)}: not a usable path ({error})"
+                ) from None
 
 
 def _describe(
     path: Path, error: ValidationError, data: dict, lines: dict[tuple, int], origins: dict
 ) -> str:
-    """One paragraph: the first problem in full, then where the others are."""
-    problems = []
-    for item in error.errors():
+    """One paragraph: the first problem in full, then where the others are. Problems at one
+    place (a value matching no member of a union such as `int | "auto"`) read as alternatives."""
+    items = error.errors()
+    problems: dict[tuple[int, str], list[str]] = {}
+    inputs: dict[tuple[int, str], Any] = {}
+    for item in items:
+        if _follows_from_another(item, items):
+            continue
         at = _user_path(_strip_tags(item["loc"], data), origins)
         if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
             at = (*at, str((item.get("ctx") or {}).get("discriminator", "")).strip("'"))
-        problems.append((_line(lines, at), _dotted(at), _message(item)))
-    line, where, message = problems[0]
-    text = f"{path}, line {line}, {where}: {message}"
-    if len(problems) > 1:
-        others = "; ".join(f"line {ln} {field}" for ln, field, _ in problems[1:4])
-        text += f" (and {len(problems) - 1} more: {others})"
+        place = (_line(lines, at), _dotted(at))
+        message = _message(item, quote_input=False)
+        if message not in problems.setdefault(place, []):
+            problems[place].append(message)
+        inputs.setdefault(place, item)
+    (line, where), messages = next(iter(problems.items()))
+    text = (
+        f"{path}, line {line}, {where}: {_with_input('; or '.join(messages), inputs[line, where])}"
+    )
+    others = list(problems)[1:]
+    if others:
+        listed = "; ".join(f"line {other_line} {field}" for other_line, field in others[:3])
+        text += f" (and {len(others)} more: {listed})"
     return text
 
 
+def _follows_from_another(item: dict, items: list[dict]) -> bool:
+    """A list's 'too short after validation' merely repeats that one of its items failed."""
+    loc = item["loc"]
+    return item["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and other["loc"][: len(loc)] == loc for other in items
+    )
+
+
+_ABSENT = object()  # below a key the spec does not have
+
+
 def _strip_tags(loc: tuple, data: Any) -> tuple:
-    """Drop pydantic's union-member names ('magnitude', 'offline') from an error location."""
+    """Drop pydantic's union-member names from an error location: a tagged union's tag
+    ('magnitude', 'offline'), and a plain union's member ('constrained-int', "literal['auto']"),
+    which follows a value that has no fields of its own."""
     kept, node = [], data
     for part in loc:
         is_tag = isinstance(node, dict) and isinstance(part, str) and part not in node
-        if is_tag and part in {node.get("method"), node.get("setting"), node.get("source")}:
+        # A tuple, not a set: a mistyped tag may be a list or mapping, which cannot be hashed.
+        if is_tag and part in (node.get("method"), node.get("setting"), node.get("source")):
+            continue
+        if isinstance(part, str) and node is not _ABSENT and not isinstance(node, dict):
             continue
         kept.append(part)
-        node = (
-            node.get(part)
-            if isinstance(node, dict)
-            else (
-                node[part]
-                if isinstance(node, list) and isinstance(part, int) and part < len(node)
-                else None
-            )
-        )
+        if isinstance(node, dict):
+            node = node.get(part, _ABSENT)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = _ABSENT
     return tuple(kept)
 
 
@@ -305,7 +414,7 @@ def _dotted(at: tuple) -> str:
     return text or "(top level)"
 
 
-def _message(item: dict) -> str:
+def _message(item: dict, quote_input: bool = True) -> str:
     kind, context = item["type"], item.get("ctx") or {}
     if kind == "union_tag_invalid":
         tag = str(context.get("discriminator", "")).strip("'")
@@ -313,7 +422,18 @@ def _message(item: dict) -> str:
         return unknown_name_message(tag, str(context.get("tag")), known)
     if kind == "extra_forbidden":
         return "unknown field (check its spelling and the method's documented fields)"
+    if kind == "too_short":
+        least, given = context.get("min_length", 1), context.get("actual_length") or "none"
+        return f"expected at least {least} item{'s' if least != 1 else ''}, got {given}"
     message = item["msg"].removeprefix("Value error, ")
-    if kind != "missing" and "input" in item and not isinstance(item["input"], dict | list):
-        message += f" (got {item['input']!r})"
-    return message
+    return _with_input(message, item) if quote_input else message
+
+
+def _with_input(message: str, item: dict) -> str:
+    """The message and the value given, unless it already quotes it (or it is a structure)."""
+    if item["type"] in ("missing", "extra_forbidden") or "input" not in item:
+        return message
+    value = item["input"]
+    if isinstance(value, dict | list) or repr(value) in message or f"got {value}" in message:
+        return message
+    return f"{message} (got {value!r})"
