@@ -92,18 +92,26 @@ def connect(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open briefly, retrying while another process holds the file; close on exit. Within
     `holding(path)`, lend this process's writer connection instead (it reads as well)."""
     held = _HELD.get(_held_key(path))
-    if held is not None:
-        with held.use() as connection:
-            yield connection
-        return
-    connection = _open(path, read_only)
     try:
-        yield connection
-    finally:
-        connection.close()
+        if held is not None:
+            with held.use() as connection:
+                yield connection
+            return
+        connection = _open(path, read_only)
+        try:
+            yield connection
+        finally:
+            connection.close()
+    except duckdb.IOException as error:  # a store cut short opens, then fails to read a block
+        first_line = str(error).splitlines()[0]
+        raise SpecError(
+            f"store {path}: cannot read it; is the file damaged? ({first_line})"
+        ) from None
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if not read_only and is_absent(path) and path.exists():
+        path.unlink()  # an empty file from a run killed while creating it holds nothing
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
         try:
@@ -133,6 +141,12 @@ def _migrate(path: Path, connection: duckdb.DuckDBPyConnection) -> None:
         found = _first_row(connection, "SELECT value FROM meta WHERE key = 'schema_version'")
     except duckdb.CatalogException:
         found = None  # a new store: no meta table yet
+        tables = _first_row(connection, "SELECT count(*) FROM duckdb_tables()")
+        if tables and tables[0]:
+            raise SpecError(
+                f"store {path}: a DuckDB database with tables but without jd's meta table, so "
+                "not a jd store; give --store a new path"
+            ) from None
     if found is not None:
         _check_version(path, connection)  # refuses a newer store before anything changes
         _run_migrations(connection, int(found[0]))
@@ -312,9 +326,15 @@ def read_lock_holder(path: Path) -> LockHolder | None:
     return None
 
 
+def is_absent(path: Path) -> bool:
+    """No store yet: no file, or the empty file a run killed while creating it leaves behind
+    (DuckDB creates the file before writing its header); the next writer starts it afresh."""
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
 def read_frame(path: Path, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
     """A read-only query as a DataFrame; an absent store reads as empty."""
-    if not path.exists():
+    if is_absent(path):
         return pd.DataFrame()
     with connect(path, read_only=True) as connection:
         return connection.execute(sql, parameters or []).df()
@@ -322,7 +342,7 @@ def read_frame(path: Path, sql: str, parameters: list[Any] | None = None) -> pd.
 
 def user_query(path: Path, sql: str) -> pd.DataFrame:
     """Ad hoc SQL, read-only: writes, ATTACH and file access are refused by DuckDB itself."""
-    if not path.exists():
+    if is_absent(path):
         raise SpecError(f"store {path} does not exist yet; run a spec first")
     assert _held_key(path) not in _HELD, "ad hoc SQL would lock the writer's configuration"
     with connect(path, read_only=True) as connection:
@@ -330,6 +350,8 @@ def user_query(path: Path, sql: str) -> pd.DataFrame:
         connection.execute("SET lock_configuration = true")
         try:
             return connection.execute(sql).df()
+        except duckdb.IOException:
+            raise  # a damaged file, not a refused query: connect says so
         except duckdb.Error as error:
             first_line = str(error).splitlines()[0]
             raise SpecError(
@@ -339,7 +361,7 @@ def user_query(path: Path, sql: str) -> pd.DataFrame:
 
 def cell_states(path: Path, cell_hashes: list[str]) -> pd.DataFrame:
     """Stored status, run and error of the given cells (absent cells are simply missing)."""
-    if not path.exists() or not cell_hashes:
+    if is_absent(path) or not cell_hashes:
         return pd.DataFrame(columns=["cell_hash", "status", "run_id", "finished_at", "error"])
     wanted = pd.DataFrame({"cell_hash": cell_hashes})
     with connect(path, read_only=True) as connection, _registered(connection, "wanted", wanted):
@@ -368,7 +390,7 @@ def write_members(path: Path, members: pd.DataFrame) -> None:
 
 def done_results(path: Path, cell_hashes: list[str]) -> pd.DataFrame:
     """Metrics of the given cells that are done, with their cells' flattened columns."""
-    if not path.exists() or not cell_hashes:
+    if is_absent(path) or not cell_hashes:
         return pd.DataFrame()
     wanted = pd.DataFrame({"cell_hash": cell_hashes})
     with connect(path, read_only=True) as connection, _registered(connection, "wanted", wanted):

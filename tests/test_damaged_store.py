@@ -27,15 +27,11 @@ COMMANDS = {
     "report --sql": ["report", "--sql", "SELECT * FROM jd_results"],
     "status": ["status"],
 }
-# Known bugs of jdspec/store.py, each a traceback and exit code 1:
-# a store cut short (a full disk, a partial copy) opens, then its first read of a missing block
-# raises duckdb.IOException, which is not turned into a SpecError;
-# a writer takes any DuckDB file without jd's meta table for a new store, writes jd's schema
-# into it (another program's data!) and fails on its own view with a BinderException.
-KNOWN_BUGS = {
-    ("truncated store", command): "store.py: a damaged file's read errors escape as IOException"
-    for command in ("plan", "run", "status")
-} | {("another program's database", "run"): "store.py: a writer adds jd's tables to any file"}
+
+
+# A known gap: a store cut short opens for writing and its first writes land before a read of a
+# missing block fails, so `jd run` exits 2 with a clear message but has touched the file.
+TOUCHED = "jd run reports a truncated store clearly but writes to it before the damage shows"
 
 
 def _damage(kind: str, real_store: Path, path: Path) -> None:
@@ -76,8 +72,15 @@ def _cases() -> list:
         "newer schema",
     ):
         for command in COMMANDS:
-            bug = KNOWN_BUGS.get((kind, command))
-            marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
+            marks = (
+                [pytest.mark.xfail(strict=True, reason=TOUCHED)]
+                if (kind, command)
+                == (
+                    "truncated store",
+                    "run",
+                )
+                else []
+            )
             cases.append(pytest.param(kind, command, marks=marks, id=f"{kind}-{command}"))
     return cases
 
@@ -100,11 +103,6 @@ def test_a_damaged_store_exits_2_naming_it(
     assert not Path(f"{path}.wal").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.py: DuckDB creates a new database file before writing its header, so a run "
-    "killed in those milliseconds leaves a zero-byte store that every later command refuses",
-)
 def test_an_empty_store_file_left_by_a_killed_run_does_not_block(
     write_spec: SpecWriter, tmp_path: Path
 ) -> None:
