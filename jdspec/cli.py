@@ -377,6 +377,8 @@ def _level_tables(written: Any, metric: str) -> list[Table]:
     score_rows = _pivot(scores.assign(text=scores.apply(text, axis=1)), levels, "text")
     title = f"{metric}: mean ± std over {seeds} seeds" if seeds > 1 else metric
     tables.append(_table(title, score_rows, ["family", "strength", *levels]))
+    if metric.startswith("barrier_"):  # 0 for the dense model by construction: no ratio to it
+        return tables
     drops = written.drops.loc[written.drops["metric"] == metric]
     drops = drops.loc[(drops["strength_name"] != "sparsity") | (drops["strength"] > 0)]
     if not drops.empty:
