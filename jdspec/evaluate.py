@@ -226,7 +226,13 @@ def _run_contexts(
         logits_to_keep=1 + max(len(prefix) for prefix in shared),
         **{_cache_keyword(model): cache},
     ).logits
-    return torch.log_softmax(logits.float(), dim=-1), attention_mask
+    return torch.log_softmax(widened(logits), dim=-1), attention_mask
+
+
+def widened(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in float32 at least: bfloat16 and float16 are widened before the softmax, as
+    lm-evaluation-harness scores them, and a float64 model keeps its precision."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def left_pad(
@@ -316,7 +322,7 @@ def _run_tails(
         use_cache=True,
         **{_cache_keyword(model): _select_rows(cache, row_index)},
     ).logits
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(widened(logits), dim=-1)
     target_logprobs = logprobs.gather(-1, targets.to(device)[..., None])[..., 0].double()
     return torch.where(tail_mask.bool(), target_logprobs, 0.0).sum(-1).tolist()
 

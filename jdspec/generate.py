@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from jdspec.evaluate import _cache_keyword, _pad_token_id, empty_context_ids, left_pad
+from jdspec.evaluate import _cache_keyword, _pad_token_id, empty_context_ids, left_pad, widened
 from jdspec.requests import Generation, GenerationRequest
 
 
@@ -132,7 +132,8 @@ def _next_tokens(
     attention_mask: torch.Tensor,
     position_ids: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's argmax next token after `input_ids` and its float32 log-probability, (rows,)."""
+    """Each row's argmax next token after `input_ids` and its log-probability (float32, or
+    float64 for a float64 model), (rows,)."""
     output = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -141,7 +142,7 @@ def _next_tokens(
         logits_to_keep=1,
         **{_cache_keyword(model): cache},
     )
-    logits = output.logits[:, -1].float()
+    logits = widened(output.logits[:, -1])
     tokens = logits.argmax(dim=-1)
     logprobs = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, None])[:, 0]
     return tokens, logprobs

@@ -19,11 +19,11 @@ from jdspec.cli import app
 runner = CliRunner()
 SpecWriter = Callable[..., Path]
 HOLDER = """\
-import pathlib, sys, time
+import pathlib, sys
 from jdspec import store
 with store.writer_lock(pathlib.Path(sys.argv[1]), "jd run tiny, started by a test"):
     print("held", flush=True)
-    time.sleep(120)
+    sys.stdin.read()  # holds the lock until killed, however slow the test around it is
 """
 
 
@@ -32,6 +32,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen]:
     """Another process holding the writer lock of tmp_path/jd.duckdb until it is killed."""
     process = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(tmp_path / "jd.duckdb")],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )

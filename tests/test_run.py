@@ -178,18 +178,10 @@ def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(
     spec_path = write_spec(evaluation={"n_examples": 150, "batch_size": 4})
     killed, clean = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
     command = [sys.executable, "-m", "jdspec.cli", "run", str(spec_path), "--json"]
-    process = subprocess.Popen(
-        [*command, "--store", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if killed.exists() and len(store.cell_states(killed, _hashes(spec_path))) >= 3:
-            break
-        time.sleep(0.05)
+    process = _paused_run(3, tmp_path, ["run", str(spec_path), "--store", str(killed)])
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    stored_before = len(store.cell_states(killed, _hashes(spec_path)))
-    assert 3 <= stored_before < 8, "the kill should land mid-run"
+    assert len(store.cell_states(killed, _hashes(spec_path))) == 3
     assert store.read_frame(killed, "SELECT status FROM runs").status.tolist() == ["running"]
     subprocess.run(
         [*command, "--resume", "--store", str(killed)],
@@ -205,6 +197,28 @@ def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(
     )
     pd.testing.assert_frame_equal(_examples(killed), _examples(clean))
     assert len(_examples(killed)) == 8 * 150
+
+
+def _paused_run(cells: int, tmp_path: Path, argv: list[str]) -> subprocess.Popen:
+    """`jd ARGV` in a subprocess, returned once it has stored `cells` cells and waits for a
+    signal (tests/pausing_jd.py): the interruption point does not depend on the machine's speed.
+    The deadline only turns a hang into a failure."""
+    marker = tmp_path / "paused"
+    launcher = Path(__file__).parent / "pausing_jd.py"
+    process = subprocess.Popen(
+        [sys.executable, str(launcher), str(cells), str(marker), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"jd ended or hung before storing {cells} cells: {stderr}")
+        time.sleep(0.05)
+    return process
 
 
 def _hashes(spec_path: Path) -> list[str]:
@@ -234,20 +248,16 @@ def test_real_model_beats_chance_and_pruning_hurts(tmp_path: Path) -> None:
 def test_ctrl_c_ends_cleanly_and_resume_finishes(write_spec: SpecWriter, tmp_path: Path) -> None:
     spec_path = write_spec(evaluation={"n_examples": 150, "batch_size": 4})
     path = tmp_path / "jd.duckdb"
-    command = [sys.executable, "-m", "jdspec.cli", "run", str(spec_path), "--store", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if path.exists() and len(store.cell_states(path, _hashes(spec_path))) >= 2:
-            break
-        time.sleep(0.05)
+    process = _paused_run(2, tmp_path, ["run", str(spec_path), "--store", str(path)])
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     runs = store.read_frame(path, "SELECT status, cells_done FROM runs")
-    assert runs.status.tolist() == ["interrupted"] and 2 <= runs.cells_done.item() < 8
+    assert runs.status.tolist() == ["interrupted"] and runs.cells_done.item() == 2
+    assert len(store.cell_states(path, _hashes(spec_path))) == 2
     assert store.read_lock_holder(path) is None
+    command = [sys.executable, "-m", "jdspec.cli", "run", str(spec_path), "--store", str(path)]
     finished = subprocess.run([*command, "--resume", "--json"], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert len(store.cell_states(path, _hashes(spec_path))) == 8

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -117,11 +116,12 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             (
-                "import time, pathlib; from jdspec import store\n"
+                "import sys, pathlib; from jdspec import store\n"
                 f"with store.writer_lock(pathlib.Path({str(path)!r}), 'jd run demo'):\n"
-                "    print('held', flush=True); time.sleep(30)"
+                "    print('held', flush=True); sys.stdin.read()"  # holds until killed
             ),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -134,7 +134,6 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
-    time.sleep(0.1)
     assert store.read_lock_holder(path) is None  # the kernel freed the dead holder's lock
     with store.writer_lock(path, "after"):
         pass

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 from jdspec import store
 from jdspec.backends import ray as ray_backend
@@ -65,7 +66,14 @@ def test_ray_stores_what_the_local_backend_stores(
 ) -> None:
     spec = load_spec(write_spec(evaluation=CPU_EVALUATION))
     local, on_ray = tmp_path / "local.duckdb", tmp_path / "ray.duckdb"
-    assert run_spec(spec, local).done == 8
+    # Ray gives a 1-CPU task OMP_NUM_THREADS=1; the local run must use one thread too, or the
+    # matrix products may sum in another order and the floats differ in their last bits.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run_spec(spec, local).done == 8
+    finally:
+        torch.set_num_threads(threads)
     events: list[object] = []
     summary = run_spec(spec, on_ray, on_event=events.append, backend=Backend("ray"))
     assert (summary.done, summary.failed, summary.status) == (8, 0, "finished")

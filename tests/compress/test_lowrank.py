@@ -84,11 +84,22 @@ def _hand_made(singular_values: list[float], rows: int, columns: int) -> torch.T
 
 @pytest.mark.parametrize(
     ("energy", "expected_rank"),
-    # s = [4, 2, 1, 1]: s^2 = [16, 4, 1, 1], cumulative share 16/22, 20/22, 21/22, 22/22
-    [(0.5, 1), (16 / 22, 1), (0.73, 2), (0.9, 2), (20 / 22, 2), (0.95, 3), (0.96, 4), (1.0, 4)],
+    # s = [4, 2, 1, 0.5]: s^2 = [16, 4, 1, 0.25], cumulative share 16/21.25, 20/21.25,
+    # 21/21.25, 1. The singular values are distinct, so every truncation is unique.
+    [
+        (0.5, 1),
+        (16 / 21.25, 1),
+        (0.76, 2),
+        (0.9, 2),
+        (20 / 21.25, 2),
+        (0.95, 3),
+        (21 / 21.25, 3),
+        (0.995, 4),
+        (1.0, 4),
+    ],
 )
 def test_energy_picks_smallest_rank_reaching_share(energy: float, expected_rank: int) -> None:
-    weight = _hand_made([4.0, 2.0, 1.0, 1.0], rows=8, columns=6)
+    weight = _hand_made([4.0, 2.0, 1.0, 0.5], rows=8, columns=6)
     model = _model_with_weight(weight)
     record = compress(model, LowRankParams(energy=energy), None)
     assert record.matrices[0].rank == expected_rank
@@ -97,6 +108,29 @@ def test_energy_picks_smallest_rank_reaching_share(energy: float, expected_rank:
         after, _numpy_truncated(weight.numpy(), expected_rank), rtol=0, atol=1e-12
     )
     assert np.linalg.matrix_rank(after) == expected_rank
+
+
+def test_tied_singular_values_keep_what_is_unique() -> None:
+    """s = [4, 2, 1, 1] cut at rank 3: which unit vector of the tied pair LAPACK keeps depends
+    on the CPU's code path, so only what every valid truncation shares is asserted: the rank,
+    the kept spectrum, an error equal to the discarded energy, and the span of the top two."""
+    weight = _hand_made([4.0, 2.0, 1.0, 1.0], rows=8, columns=6)
+    model = _model_with_weight(weight)
+    record = compress(model, LowRankParams(energy=0.95), None)  # 21/22 reaches 0.95 at rank 3
+    assert record.matrices[0].rank == 3
+    after = model.layers[0].weight.detach().numpy()
+    np.testing.assert_allclose(np.linalg.svd(after, compute_uv=False)[:3], [4, 2, 1], atol=1e-12)
+    assert np.linalg.matrix_rank(after) == 3
+    residual = weight.numpy() - after
+    # Eckart-Young: the error of a best rank-3 approximation is the discarded s_4 = 1.
+    assert np.linalg.norm(residual) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(np.linalg.svd(residual, compute_uv=False)[0], 1.0, atol=1e-12)
+    # The part above the tie is unique: projecting onto W's top-2 left singular vectors gives
+    # the rank-2 truncation, whichever tied vector was kept.
+    U = np.linalg.svd(weight.numpy(), full_matrices=False)[0][:, :2]
+    np.testing.assert_allclose(
+        U @ (U.T @ after), _numpy_truncated(weight.numpy(), 2), rtol=0, atol=1e-12
+    )
 
 
 def test_embeddings_head_and_norms_untouched() -> None:
