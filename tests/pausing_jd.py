@@ -20,6 +20,10 @@ from jdspec import store
 
 def main() -> None:
     cells, marker, *argv = sys.argv[1:]
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore
+    # what a user's terminal gives `jd`, so Ctrl-C raises KeyboardInterrupt however the test
+    # suite itself was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     write_cell = store.write_cell
     stored = 0
 
