@@ -36,9 +36,9 @@ from rich.table import Table
 
 from jdspec import run, store
 from jdspec.compress import COMPRESSORS
+from jdspec.eval.requests import ENGINE_VERSION
 from jdspec.plan import Cell, content_hash, expand, variants
 from jdspec.provenance import describe_run, device_description
-from jdspec.requests import ENGINE_VERSION
 from jdspec.results import CellResult, ExampleRecord, MetricValue
 from jdspec.spec import Spec
 from jdspec.tasks import SETTINGS

@@ -23,8 +23,8 @@ from rich.table import Table
 from jdspec.compress import COMPRESSORS, CompressionRecord, apply_compressor
 from jdspec.compress.core import find_targets
 from jdspec.errors import SpecError
+from jdspec.eval.perplexity import perplexity, squad_passages
 from jdspec.models import load_model
-from jdspec.perplexity import perplexity, squad_passages
 from jdspec.spec import OfflineModel
 
 SMOLLM2 = OfflineModel(

@@ -24,10 +24,10 @@ from jdspec.cache import checkpoint_folder, finetuned_folder, remove_checkpoint
 from jdspec.compress.none import NoneParams
 from jdspec.connectivity import accuracy_barrier, alphas, connectivity_curve, loss_barrier
 from jdspec.data.finetune_data import ChoiceExample, Example, TaskData, load_task
+from jdspec.eval.requests import prompt_hash
 from jdspec.finetune import Evaluation, evaluate, load_encoder, train
 from jdspec.models import DTYPES, model_folder, resolve_device
 from jdspec.plan import Cell, Job, content_hash
-from jdspec.requests import prompt_hash
 from jdspec.results import (
     CellResult,
     CompressionRecord,

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from jdspec.compress import COMPRESSORS
 from jdspec.compress.none import NoneParams
-from jdspec.requests import ENGINE_VERSION
+from jdspec.eval.requests import ENGINE_VERSION
 from jdspec.spec import Evaluation, ModelRef, Spec
 from jdspec.tasks import SETTINGS, Level
 from jdspec.tasks.finetune import FinetuneLevel

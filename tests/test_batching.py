@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from jdspec import batching
-from jdspec.batching import AUTO_START, resolve_batch_size
+from jdspec.eval import batching
+from jdspec.eval.batching import AUTO_START, resolve_batch_size
 
 
 class RowLimitedModel(nn.Module):

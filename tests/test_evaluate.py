@@ -17,14 +17,14 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from jdspec.evaluate import (
+from jdspec.eval.loglikelihood import (
     PASS_COST_SLOTS,
     _cheapest_split,
     _encode,
     _shared_prefix,
     score_loglikelihood,
 )
-from jdspec.requests import LoglikelihoodRequest, prompt_hash
+from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from tests.helpers import CORPUS, SLIDING_WINDOW, tiny_causal_lm, train_tokenizer
 
 # Contexts of 1 to 12 tokens, listed out of length order; continuations of 1, 2 and 5 tokens.

@@ -17,8 +17,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from jdspec.generate import generate_greedy
-from jdspec.requests import Generation, GenerationRequest
+from jdspec.eval.generate import generate_greedy
+from jdspec.eval.requests import Generation, GenerationRequest
 from tests.helpers import CORPUS, tiny_causal_lm, tiny_llama, train_tokenizer
 
 # Contexts of 1 to 12 tokens, out of length order; the longest spans three sliding windows.

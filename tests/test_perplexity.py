@@ -10,7 +10,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from jdspec.errors import SpecError
-from jdspec.perplexity import perplexity, squad_passages, token_windows
+from jdspec.eval.perplexity import perplexity, squad_passages, token_windows
 from tests.helpers import CORPUS, tiny_llama, train_tokenizer
 
 TEXTS = list(CORPUS) * 4

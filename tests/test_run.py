@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jdspec import store, worker
+from jdspec import store
 from jdspec.compress import apply_compressor
+from jdspec.eval import job as worker
 from jdspec.models import load_model
 from jdspec.plan import attach_statuses, expand
 from jdspec.report import write_report

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from jdspec.eval.job import ProgressCallback, execute_job
 from jdspec.plan import Cell, Job
 from jdspec.results import CellResult, VariantResult
-from jdspec.worker import ProgressCallback, execute_job
 
 
 def run_jobs(

@@ -64,7 +64,7 @@ def job_records(job: Job, cells: tuple[Cell, ...]) -> Iterator[str | Record]:
     import ray
 
     yield ray.util.get_node_ip_address()
-    from jdspec.worker import execute_job  # torch loads in the task, not in the driver
+    from jdspec.eval.job import execute_job  # torch loads in the task, not in the driver
 
     yield from execute_job(job, cells)
 

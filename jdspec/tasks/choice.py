@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 
 from jdspec.data.benchmarks import ChoiceDoc
-from jdspec.requests import LoglikelihoodRequest, prompt_hash
+from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 from jdspec.tasks.mcq import first_argmax, length_normalized_choice
 

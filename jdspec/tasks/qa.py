@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from jdspec.data.context_cut import cut_context, word_count
 from jdspec.data.qa import QA_DATASETS, QAData, QAItem, load_qa
+from jdspec.eval.requests import Generation, GenerationRequest, prompt_hash
 from jdspec.qa_metrics import QA_METRICS, qa_scores
 from jdspec.registry import unknown_name_message
-from jdspec.requests import Generation, GenerationRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 from jdspec.tasks.core import TASK_KINDS, DataSource, TaskKind, seeded_sample
 

@@ -8,7 +8,7 @@ import pytest
 
 from jdspec.data.context_cut import split_sentences, word_count
 from jdspec.data.qa import QAData, QAItem
-from jdspec.requests import Generation, GenerationRequest
+from jdspec.eval.requests import Generation, GenerationRequest
 from jdspec.tasks.qa import (
     Generating,
     QADatasetRef,

@@ -16,8 +16,14 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase
 
-from jdspec.evaluate import _cache_keyword, _pad_token_id, empty_context_ids, left_pad, widened
-from jdspec.requests import Generation, GenerationRequest
+from jdspec.eval.loglikelihood import (
+    _cache_keyword,
+    _pad_token_id,
+    empty_context_ids,
+    left_pad,
+    widened,
+)
+from jdspec.eval.requests import Generation, GenerationRequest
 
 
 def generate_greedy(

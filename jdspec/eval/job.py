@@ -13,13 +13,13 @@ from typing import Any, cast
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from jdspec.batching import BatchSize, resolve_batch_size
 from jdspec.compress import apply_compressor
-from jdspec.evaluate import score_loglikelihood
-from jdspec.generate import generate_greedy
+from jdspec.eval.batching import BatchSize, resolve_batch_size
+from jdspec.eval.generate import generate_greedy
+from jdspec.eval.loglikelihood import score_loglikelihood
+from jdspec.eval.requests import GenerationRequest, LoglikelihoodRequest
 from jdspec.models import load_model
 from jdspec.plan import Cell, Job
-from jdspec.requests import GenerationRequest, LoglikelihoodRequest
 from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.tasks import TASK_KINDS
 from jdspec.tasks.finetune import FinetuneLevel

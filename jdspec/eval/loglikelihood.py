@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import Cache, DynamicCache, PreTrainedTokenizerBase
 
-from jdspec.requests import LoglikelihoodRequest
+from jdspec.eval.requests import LoglikelihoodRequest
 
 # A longer shared prefix is scored by the tail passes, so the context pass's log-probs stay small.
 MAX_SHARED_TOKENS = 64
