@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from jdspec.connectivity import (
+from jdspec.finetune.connectivity import (
     accuracy_barrier,
     alphas,
     connectivity_curve,
     interpolate,
     loss_barrier,
 )
-from jdspec.finetune import evaluate, load_encoder
+from jdspec.finetune.train import evaluate, load_encoder
 from tests.helpers import tiny_task
 
 CPU = torch.device("cpu")

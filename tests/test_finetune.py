@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from jdspec.compress.magnitude import MagnitudeParams
 from jdspec.compress.none import NoneParams
 from jdspec.data.finetune_data import TaskData
-from jdspec.finetune import (
+from jdspec.finetune.train import (
     Evaluation,
     epoch_order,
     evaluate,
@@ -20,8 +20,8 @@ from jdspec.finetune import (
     train,
     warmup_steps,
 )
+from jdspec.finetune.transfer import HeldWeights, prepare_transfer
 from jdspec.tasks.finetune import TrainingRun
-from jdspec.transfer import HeldWeights, prepare_transfer
 from tests.helpers import HEAD_METRICS, tiny_task
 
 CPU = torch.device("cpu")

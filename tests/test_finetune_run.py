@@ -112,7 +112,7 @@ def test_connectivity_of_identical_end_points_has_no_barrier(
 def test_killed_training_cell_resumes_from_its_last_epoch(
     tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jdspec.finetune as finetune
+    import jdspec.finetune.train as finetune
 
     spectrum = {"setting": "data_adequacy", "task": "sst2", "fractions": [1.0]}
     raw = _spec(tiny_bert_dir, spectrum, ["sparse"])

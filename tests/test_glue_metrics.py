@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jdspec.glue_metrics import (
+from jdspec.finetune.glue import (
     METRICS,
     accuracy,
     f1,

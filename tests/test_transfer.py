@@ -13,9 +13,9 @@ from jdspec.compress.magnitude import MagnitudeParams
 from jdspec.compress.none import NoneParams
 from jdspec.compress.wanda import WandaParams
 from jdspec.errors import SpecError
-from jdspec.finetune import load_encoder, train
+from jdspec.finetune.train import load_encoder, train
+from jdspec.finetune.transfer import HeldWeights, check_held, hold, prepare_transfer
 from jdspec.tasks.finetune import TrainingRun
-from jdspec.transfer import HeldWeights, check_held, hold, prepare_transfer
 from tests.helpers import tiny_task
 
 CPU = torch.device("cpu")

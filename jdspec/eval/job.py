@@ -38,7 +38,7 @@ def execute_job(
     cell fails only that cell. Either way the traceback is kept with the cell.
     """
     if job.cells and isinstance(job.cells[0].level.config, FinetuneLevel):
-        from jdspec.finetune_job import execute_finetune_job
+        from jdspec.finetune.job import execute_finetune_job
 
         yield from execute_finetune_job(job, cells, on_progress)
         return

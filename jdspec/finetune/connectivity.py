@@ -11,7 +11,7 @@ import torch
 if TYPE_CHECKING:
     from torch import nn
 
-    from jdspec.finetune import Evaluation
+    from jdspec.finetune.train import Evaluation
 
 
 def interpolate(

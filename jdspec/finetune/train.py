@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from jdspec.data.finetune_data import ChoiceExample, Example, Head, TaskData
-from jdspec.glue_metrics import task_metrics
+from jdspec.finetune.glue import task_metrics
+from jdspec.finetune.transfer import HeldWeights, check_held, hold
 from jdspec.tasks.finetune import TrainingRun
-from jdspec.transfer import HeldWeights, check_held, hold
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

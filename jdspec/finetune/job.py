@@ -22,10 +22,11 @@ from torch import nn
 
 from jdspec.cache import checkpoint_folder, finetuned_folder, remove_checkpoint
 from jdspec.compress.none import NoneParams
-from jdspec.connectivity import accuracy_barrier, alphas, connectivity_curve, loss_barrier
 from jdspec.data.finetune_data import ChoiceExample, Example, TaskData, load_task
 from jdspec.eval.requests import prompt_hash
-from jdspec.finetune import Evaluation, evaluate, load_encoder, train
+from jdspec.finetune.connectivity import accuracy_barrier, alphas, connectivity_curve, loss_barrier
+from jdspec.finetune.train import Evaluation, evaluate, load_encoder, train
+from jdspec.finetune.transfer import prepare_transfer
 from jdspec.models import DTYPES, model_folder, resolve_device
 from jdspec.plan import Cell, Job, content_hash
 from jdspec.results import (
@@ -39,7 +40,6 @@ from jdspec.results import (
 )
 from jdspec.tasks.core import seeded_sample
 from jdspec.tasks.finetune import FinetuneLevel, TrainingRun, training_subset
-from jdspec.transfer import prepare_transfer
 
 AUTO_EVAL_BATCH = 64  # evaluation rows per pass when the spec says "auto"
 ProgressCallback = Callable[[Progress], None]
