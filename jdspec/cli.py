@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from jdspec.errors import SpecError, StoreBusy
+from jdspec.errors import SpecError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -37,7 +37,7 @@ def _guarded(action: Callable[[], None]) -> None:
     """Run a command; user errors become one paragraph on stderr and exit code 2."""
     try:
         action()
-    except (SpecError, StoreBusy) as error:
+    except UserError as error:
         _fail(str(error))
     except OSError as error:  # the file system refused: a folder not creatable, a full disk
         where = f"cannot use {error.filename}: " if error.filename else ""

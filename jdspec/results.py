@@ -100,3 +100,9 @@ class JobsRunning:
     empty once none is left."""
 
     per_node: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Yielded by a backend before work that stores nothing for a while (loading and compressing
+    a model; waiting on remote tasks), so the writer closes the store and readers get in."""

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jdspec.cli import app
+from jdspec.errors import StoreBusy
 
 runner = CliRunner()
 SpecWriter = Callable[..., Path]
@@ -91,3 +92,20 @@ def test_a_lock_file_nobody_holds_never_blocks(
     result = runner.invoke(app, ["run", str(write_spec()), "--store", str(store), "--limit", "1"])
     assert result.exit_code == 0, result.output
     assert _lock_pid(store) == os.getpid()
+
+
+def test_second_writer_is_refused_naming_the_holder(
+    tmp_path: Path, holder: subprocess.Popen
+) -> None:
+    from jdspec import store as jd_store
+
+    path = tmp_path / "jd.duckdb"
+    busy = pytest.raises(StoreBusy, match=rf"pid {holder.pid}: jd run tiny, started by a test")
+    with busy, jd_store.writer_lock(path, "second"):
+        pass
+    assert jd_store.read_lock_holder(path).pid == holder.pid
+    holder.kill()
+    holder.wait()
+    assert jd_store.read_lock_holder(path) is None  # the kernel freed the dead holder's lock
+    with jd_store.writer_lock(path, "after"):
+        pass
