@@ -252,7 +252,7 @@ class _RunProgress:
                 f"{event.cell.model} {event.cell.family} "
                 f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
                 + ", ".join(
-                    f"{m.name} {m.value:.3f}" for m in event.result.metrics if "@" not in m.name
+                    f"{m.name} {m.value:.3f}" for m in event.result.metrics if m.step is None
                 )
                 + mark
             )
@@ -363,7 +363,8 @@ def _headline_metrics(metrics: tuple[str, ...]) -> list[str]:
 def _level_tables(written: Any, metric: str) -> list[Table]:
     """Scores (mean ± std over seeds) and mean normalized drops: a row per compressed model,
     a column per level, easy to hard."""
-    scores = written.scores.loc[written.scores["metric"] == metric]
+    scores = written.scores
+    scores = scores.loc[(scores["metric"] == metric) & scores["step"].isna()]
     if scores.empty:
         return []
     levels = scores.sort_values(["difficulty", "level"])["level"].drop_duplicates().tolist()

@@ -50,9 +50,15 @@ class ExampleRecord:
 
 @dataclass(frozen=True)
 class MetricValue:
+    """A measure of a cell over `n` examples. A cell's final metrics have no step; those measured
+    along the way have one: each fine-tuning epoch (step_name 'epoch', step 1, 2, ...), each point
+    of a connectivity line ('alpha', 0 to 1)."""
+
     name: str
     value: float
     n: int
+    step_name: str | None = None
+    step: float | None = None
 
 
 @dataclass(frozen=True)

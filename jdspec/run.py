@@ -308,9 +308,10 @@ def _begin(spec: Spec, writer: store.Writer, cell_count: int) -> str:
 
 
 def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
-    """The spec's done results, one row per cell and metric, with this spec's levels.
+    """The spec's done results, one row per cell, metric and step, with this spec's levels.
 
-    A reported metric brings its measurements along the way: per epoch, per point of a line.
+    A reported metric brings its measurements along the way (step not null): per epoch, per
+    point of a connectivity line.
 
     Levels measured against people (setting 5) get their difficulty from the dense rows here.
     """
@@ -330,6 +331,5 @@ def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
     if stored.empty:
         return stored
     rows = stored.merge(wanted, on="cell_hash")
-    measured = rows["metric"].str.split("@").str[0]  # `accuracy@epoch1` is accuracy's too
-    rows = rows[measured.isin(metrics)].assign(spec=spec.name)
+    rows = rows[rows["metric"].isin(metrics)].assign(spec=spec.name)
     return human_gap_difficulty(rows.reset_index(drop=True))

@@ -216,31 +216,35 @@ def _dense_end_point(job: Job, level: FinetuneLevel, inputs: _Inputs) -> dict[st
     return state
 
 
-def _metric_values(evaluation: Evaluation, count: int, suffix: str = "") -> list[MetricValue]:
+def _metric_values(
+    evaluation: Evaluation, count: int, step_name: str | None = None, step: float | None = None
+) -> list[MetricValue]:
     named = {**evaluation.metrics, "loss": evaluation.loss}
-    return [MetricValue(f"{name}{suffix}", float(value), count) for name, value in named.items()]
+    return [
+        MetricValue(name, float(value), count, step_name, step) for name, value in named.items()
+    ]
 
 
 def _finetune_result(
     data: TaskData, examples: Sequence[Example], epochs: tuple[Evaluation, ...]
 ) -> TaskResult:
-    """The final epoch's metrics and loss, each epoch's as `<metric>@epoch<k>`, and one record
-    per test example of the final model."""
+    """The final epoch's metrics and loss, each epoch's at its step (`epoch` 1, 2, ...), and
+    one record per test example of the final model."""
     metrics = _metric_values(epochs[-1], len(examples))
     for number, evaluation in enumerate(epochs, start=1):
-        metrics += _metric_values(evaluation, len(examples), f"@epoch{number}")
+        metrics += _metric_values(evaluation, len(examples), "epoch", float(number))
     return TaskResult(tuple(metrics), _example_records(data, examples, epochs[-1]))
 
 
 def _connectivity_result(
     data: TaskData, examples: Sequence[Example], alpha_count: int, curve: list[Evaluation]
 ) -> TaskResult:
-    """The pruned end point's metrics (alpha 1), every point's as `<metric>@alpha<a>`, and the
+    """The pruned end point's metrics (alpha 1), every point's at its step (`alpha`), and the
     barriers: loss above the straight line, and each metric below it."""
     points = alphas(alpha_count)
     metrics = _metric_values(curve[-1], len(examples))
     for alpha, evaluation in zip(points, curve, strict=True):
-        metrics += _metric_values(evaluation, len(examples), f"@alpha{alpha:g}")
+        metrics += _metric_values(evaluation, len(examples), "alpha", alpha)
     barriers = [("loss", loss_barrier(points, [point.loss for point in curve]))]
     for name in data.metrics:
         values = [point.metrics[name] for point in curve]

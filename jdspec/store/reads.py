@@ -14,7 +14,7 @@ import pandas as pd
 
 from jdspec.errors import StoreError
 from jdspec.store.connection import Source, reading, registered, source_path
-from jdspec.store.schema import is_absent
+from jdspec.store.schema import is_absent, results_relation
 
 
 def read_frame(source: Source, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
@@ -56,14 +56,16 @@ def cell_states(source: Source, cell_hashes: list[str]) -> pd.DataFrame:
 
 
 def done_results(source: Source, cell_hashes: list[str]) -> pd.DataFrame:
-    """Metrics of the given cells that are done, with their cells' flattened columns."""
-    if is_absent(source_path(source)) or not cell_hashes:
+    """Metrics of the given cells that are done, with their cells' flattened columns; a final
+    metric has no step (NULL), one measured along the way its step_name and step."""
+    path = source_path(source)
+    if is_absent(path) or not cell_hashes:
         return pd.DataFrame()
     wanted = pd.DataFrame({"cell_hash": cell_hashes})
     with reading(source) as connection, registered(connection, "wanted", wanted):
         return connection.execute(
             "SELECT c.model, c.method, c.family, c.strength_name, c.strength, c.setting, c.seed, "
-            "r.metric, r.value, r.n, c.cell_hash "
-            "FROM results r JOIN cells c USING (cell_hash) "
+            "r.metric, r.step_name, r.step, r.value, r.n, c.cell_hash "
+            f"FROM {results_relation(path, connection)} r JOIN cells c USING (cell_hash) "
             "JOIN wanted USING (cell_hash) WHERE c.status = 'done'"
         ).df()

@@ -16,7 +16,7 @@ from jdspec.results import CellResult, VariantResult
 from jdspec.store.connection import Writer, registered
 from jdspec.store.schema import first_row
 
-RESULT_COLUMNS = ("cell_hash", "metric", "value", "n")
+RESULT_COLUMNS = ("cell_hash", "metric", "step_name", "step", "value", "n")
 EXAMPLE_COLUMNS = (
     "cell_hash",
     "example_id",
@@ -155,7 +155,9 @@ def _nan_as_null(value: Any) -> Any:
 
 
 def _metric_rows(result: CellResult) -> list[tuple]:
-    return [(result.cell_hash, m.name, m.value, m.n) for m in result.metrics]
+    return [
+        (result.cell_hash, m.name, m.step_name, m.step, m.value, m.n) for m in result.metrics
+    ]
 
 
 def _example_rows(result: CellResult) -> list[tuple]:

@@ -55,19 +55,27 @@ def test_data_adequacy_with_transfer_modes(
     # dense: 2 levels x 2 seeds; pruned: 2 levels x 2 seeds x 2 modes
     assert summary.done == 4 + 8
     rows = report_rows(spec, path)
-    final = rows.loc[rows.metric == "accuracy"]
+    final = rows.loc[(rows.metric == "accuracy") & rows.step.isna()]
     assert len(final) == 12 and final.value.between(0, 1).all() and (final.n == 16).all()
-    assert set(rows.metric) == {
-        "accuracy",
-        "loss",
-        "accuracy@epoch1",
-        "accuracy@epoch2",
-        "loss@epoch1",
-        "loss@epoch2",
-    }
+    steps = rows[["metric", "step_name", "step"]].drop_duplicates()
+    steps = steps.fillna({"step_name": "", "step": -1.0})
+    assert sorted(steps.itertuples(index=False, name=None)) == [
+        ("accuracy", "", -1.0),
+        ("accuracy", "epoch", 1.0),
+        ("accuracy", "epoch", 2.0),
+        ("loss", "", -1.0),
+        ("loss", "epoch", 1.0),
+        ("loss", "epoch", 2.0),
+    ]
     # The final metrics are the last epoch's.
-    by_cell = rows.pivot_table(index="cell_hash", columns="metric", values="value")
-    assert (by_cell["accuracy"] == by_cell["accuracy@epoch2"]).all()
+    by_cell = rows.fillna({"step": 0}).pivot_table(
+        index="cell_hash", columns=["metric", "step"], values="value"
+    )
+    assert (by_cell[("accuracy", 0)] == by_cell[("accuracy", 2)]).all()
+    sql_final = store.user_query(
+        path, "SELECT count(*) AS n FROM jd_results WHERE metric = 'accuracy' AND step IS NULL"
+    )
+    assert sql_final.n.item() == 12
     families = set(rows.family)
     assert families == {"dense", "magnitude global (sparse)", "magnitude global (dense_frozen)"}
     examples = store.read_frame(path, "SELECT cell_hash, correct FROM examples")
@@ -95,15 +103,17 @@ def test_connectivity_of_identical_end_points_has_no_barrier(
     raw["finetuning"]["seeds"] = [1]
     spec, path, summary = _run(tmp_path, raw)
     assert summary.done == 2
-    rows = report_rows(spec, path).set_index(["family", "metric"])["value"]
+    stored = report_rows(spec, path)
+    assert set(stored.step_name.dropna()) == {"alpha"}
+    rows = stored.fillna({"step": -1}).set_index(["family", "metric", "step"])["value"]
     # The dense cell joins the dense model to itself: flat line, no barrier.
-    assert rows[("dense", "barrier_loss")] == 0.0
-    assert rows[("dense", "loss@alpha0")] == rows[("dense", "loss@alpha1")]
+    assert rows[("dense", "barrier_loss", -1)] == 0.0
+    assert rows[("dense", "loss", 0.0)] == rows[("dense", "loss", 1.0)]
     pruned = "magnitude global (sparse)"
-    assert rows[(pruned, "barrier_loss")] >= 0.0
+    assert rows[(pruned, "barrier_loss", -1)] >= 0.0
     # Both lines start at the same dense model.
-    assert rows[(pruned, "loss@alpha0")] == pytest.approx(rows[("dense", "loss@alpha0")], abs=1e-6)
-    assert rows[(pruned, "loss")] == rows[(pruned, "loss@alpha1")]
+    assert rows[(pruned, "loss", 0.0)] == pytest.approx(rows[("dense", "loss", 0.0)], abs=1e-6)
+    assert rows[(pruned, "loss", -1)] == rows[(pruned, "loss", 1.0)]
     report = write_report(spec.name, report_rows(spec, path), tmp_path / "report")
     assert (tmp_path / "report" / "connectivity.png").exists()
     assert "barrier_loss" in set(report.scores.metric)
@@ -147,5 +157,5 @@ def test_killed_training_cell_resumes_from_its_last_epoch(
     monkeypatch.setenv("JD_CACHE", str(tmp_path / "fresh-cache"))
     whole = tmp_path / "whole.duckdb"
     assert run_spec(spec, whole).done == 1
-    query = "SELECT metric, value FROM results ORDER BY metric"
+    query = "SELECT metric, step, value FROM results ORDER BY metric, step NULLS FIRST"
     assert store.read_frame(killed, query).equals(store.read_frame(whole, query))
