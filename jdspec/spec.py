@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from jdspec.compress import COMPRESSORS
 from jdspec.errors import SpecError
+from jdspec.jobs import JOB_KINDS, SpecProblem
 from jdspec.registry import unknown_name_message
 from jdspec.tasks import SETTINGS
-from jdspec.tasks.finetune import FineTuning
 
 
 class HubModel(BaseModel, extra="forbid", frozen=True):
@@ -71,11 +71,10 @@ class Evaluation(BaseModel, extra="forbid", frozen=True):
 
 _STRING_TAG, _MERGE_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
 
-# Transfer modes hold, freeze or regrow exactly the weights magnitude pruning selects.
-FINETUNE_METHODS = ("magnitude", "none")
 
+class StudyFields(BaseModel, extra="forbid", frozen=True):
+    """What every spec holds; `Spec` adds the sections of job kinds (`finetuning:`)."""
 
-class Spec(BaseModel, extra="forbid", frozen=True):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Names the study in the store.")
     description: str = ""
     models: tuple[ModelRef, ...] = Field(min_length=1)
@@ -85,24 +84,33 @@ class Spec(BaseModel, extra="forbid", frozen=True):
     spectrum: Spectrum
     metrics: tuple[str, ...] = Field((), description="Metrics to report; empty for all.")
     evaluation: Evaluation = Evaluation()
-    finetuning: FineTuning | None = Field(
-        None, description="Training of fine-tuning settings; the paper's recipe when absent."
-    )
 
     @model_validator(mode="after")
-    def _known_metrics(self) -> Spec:
+    def _known_metrics(self) -> StudyFields:
         known = self.spectrum.metrics()
         for metric in self.metrics:
             if metric not in known:
                 raise ValueError(unknown_name_message("metric", metric, list(known)))
         return self
 
-    def training(self) -> FineTuning:
-        """The fine-tuning recipe: the spec's, else the paper's defaults."""
-        return self.finetuning or FineTuning()
-
     def reported_metrics(self) -> tuple[str, ...]:
         return self.metrics or self.spectrum.metrics()
+
+
+def _with_job_sections() -> type[StudyFields]:
+    """StudyFields plus, for each job kind with a section, that section (absent: None)."""
+    sections: dict[str, Any] = {
+        kind.section.name: (
+            kind.section.model | None,
+            Field(None, description=kind.section.description),
+        )
+        for _, kind in JOB_KINDS.items()
+        if kind.section is not None
+    }
+    return create_model("Spec", __base__=StudyFields, __module__=__name__, **sections)
+
+
+Spec = _with_job_sections()
 
 
 def compressor_from_options(method: str, values: dict[str, Any]) -> Any:
@@ -133,33 +141,27 @@ def load_spec(path: str | Path) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         raise SpecError(_describe(path, error, data, lines, origins)) from None
-    _check_finetuning(path, spec, lines, origins)
+    problem = _job_kind_problem(spec)
+    if problem is not None:
+        at = _user_path(problem.at, origins)
+        raise SpecError(f"{path}, line {_line(lines, at)}, {_dotted(at)}: {problem.message}")
     return spec
 
 
-def _check_finetuning(path: Path, spec: Spec, lines: dict[tuple, int], origins: dict) -> None:
-    """`finetuning:` only with a fine-tuning setting, whose compressors are magnitude or none."""
+def _job_kind_problem(spec: Spec) -> SpecProblem | None:
+    """A job kind's section given in a spec of another kind's setting, or the first problem the
+    spec's own job kind finds (a compressor it cannot run)."""
     setting = spec.spectrum.setting
-
-    def fail(at: tuple, message: str) -> SpecError:
-        at = _user_path(at, origins)
-        return SpecError(f"{path}, line {_line(lines, at)}, {_dotted(at)}: {message}")
-
-    if not SETTINGS.get(setting).finetunes:
-        if spec.finetuning is not None:
-            fine_tuned = [name for name, entry in SETTINGS.items() if entry.finetunes]
-            raise fail(
-                ("finetuning",),
-                f"applies to the settings {', '.join(fine_tuned)}, not {setting!r}",
+    kind_name = SETTINGS.get(setting).job_kind
+    for name, kind in JOB_KINDS.items():
+        if kind.section and name != kind_name and getattr(spec, kind.section.name) is not None:
+            settings = [other for other, entry in SETTINGS.items() if entry.job_kind == name]
+            return SpecProblem(
+                (kind.section.name,),
+                f"applies to the settings {', '.join(settings)}, not {setting!r}",
             )
-        return
-    for index, params in enumerate(spec.compressors):
-        if params.method not in FINETUNE_METHODS:
-            raise fail(
-                ("compressors", index, "method"),
-                f"setting {setting} fine-tunes with a magnitude mask; expected one of "
-                f"{', '.join(FINETUNE_METHODS)}, got {params.method!r}",
-            )
+    problems = JOB_KINDS.get(kind_name).check(spec)
+    return problems[0] if problems else None
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from jdspec.eval.job import ProgressCallback, execute_job
+from jdspec.jobs import ProgressCallback, execute_job
 from jdspec.plan import Cell, Job
 from jdspec.results import CellResult, VariantResult, Waiting
 

@@ -66,7 +66,7 @@ def job_records(job: Job, cells: tuple[Cell, ...]) -> Iterator[str | Record]:
     import ray
 
     yield ray.util.get_node_ip_address()
-    from jdspec.eval.job import execute_job  # torch loads in the task, not in the driver
+    from jdspec.jobs import execute_job  # the job kind's runner imports torch, in the task
 
     yield from execute_job(job, cells)
 

@@ -1,6 +1,7 @@
-"""What runs a job anywhere (in-process, a process pool, a Ray task): load, compress, evaluate.
+"""The evaluation job kind's runner: load the model, compress it once, evaluate each level.
 
-A worker never opens the database: it yields plain records and the one writer stores them.
+It runs wherever the backend runs jobs (in-process, a Ray task) and never opens the database:
+it yields plain records and the one writer stores them.
 """
 
 from __future__ import annotations
@@ -18,30 +19,21 @@ from jdspec.eval.batching import BatchSize, resolve_batch_size
 from jdspec.eval.generate import generate_greedy
 from jdspec.eval.loglikelihood import score_loglikelihood
 from jdspec.eval.requests import GenerationRequest, LoglikelihoodRequest
+from jdspec.jobs import ProgressCallback
 from jdspec.models import load_model
 from jdspec.plan import Cell, Job
 from jdspec.results import CellResult, Progress, VariantResult
 from jdspec.tasks import TASK_KINDS
-from jdspec.tasks.finetune import FinetuneLevel
-
-ProgressCallback = Callable[[Progress], None]
 
 
-def execute_job(
+def evaluate_job(
     job: Job, cells: tuple[Cell, ...], on_progress: ProgressCallback | None = None
 ) -> Iterator[VariantResult | CellResult]:
     """Load the model once, compress it once, then evaluate each pending cell on it.
 
-    Fine-tuning jobs train a fresh copy per cell instead (jdspec/finetune_job.py).
-
     A failure while loading or compressing fails every cell of the job; a failure in one
     cell fails only that cell. Either way the traceback is kept with the cell.
     """
-    if job.cells and isinstance(job.cells[0].level.config, FinetuneLevel):
-        from jdspec.finetune.job import execute_finetune_job
-
-        yield from execute_finetune_job(job, cells, on_progress)
-        return
     torch.manual_seed(job.evaluation.seed)
     started = time.time()
     try:

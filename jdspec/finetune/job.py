@@ -27,6 +27,7 @@ from jdspec.eval.requests import prompt_hash
 from jdspec.finetune.connectivity import accuracy_barrier, alphas, connectivity_curve, loss_barrier
 from jdspec.finetune.train import Evaluation, evaluate, load_encoder, train
 from jdspec.finetune.transfer import prepare_transfer
+from jdspec.jobs import ProgressCallback
 from jdspec.models import DTYPES, model_folder, resolve_device
 from jdspec.plan import Cell, Job, content_hash
 from jdspec.results import (
@@ -42,7 +43,6 @@ from jdspec.tasks.core import seeded_sample
 from jdspec.tasks.finetune import FinetuneLevel, TrainingRun, training_subset
 
 AUTO_EVAL_BATCH = 64  # evaluation rows per pass when the spec says "auto"
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
