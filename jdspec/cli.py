@@ -165,7 +165,8 @@ def run(
     ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Run every cell that is not done yet, storing each as it finishes.
+    """Run every cell that is not done yet, storing each as it finishes. Exits 1 when a cell
+    of this run failed, 2 on bad input.
 
     Examples: jd run specs/demo.yaml --resume;  jd run specs/demo.yaml --force --limit 3;
     jd run specs/setting5.yaml --backend ray --address auto --gpus-per-job 1
@@ -198,14 +199,23 @@ def run(
                 )
                 raise typer.Exit(130) from None
         if as_json:
-            return _print_json(summary.__dict__)
-        console.print(
-            f"{summary.status}: {summary.done} done, {summary.failed} failed, "
-            f"{summary.already_done} already stored, {summary.left} left, "
-            f"in {summary.seconds:.1f} s" + (f" (run {summary.run_id})" if summary.run_id else "")
-        )
-        if summary.failed:
-            console.print(f"see why with: jd plan {spec} --explain; retry with --resume")
+            _print_json(summary.__dict__)
+        else:
+            console.print(
+                f"{summary.status}: {summary.done} done, {summary.failed} failed, "
+                f"{summary.already_done} already stored, {summary.left} left, in "
+                f"{summary.seconds:.1f} s" + (f" (run {summary.run_id})" if summary.run_id else "")
+            )
+        if summary.failed:  # a script or CI must be able to tell
+            cells = "cell" if summary.failed == 1 else "cells"
+            errors.print(
+                f"{summary.failed} {cells} failed: see why with `jd plan {escape(str(spec))} "
+                f"--explain` (or `jd status`); retry them with `jd run {escape(str(spec))} "
+                "--resume`",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
         return None
 
     _guarded(action)
@@ -319,7 +329,7 @@ def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> No
     loaded = load_spec(spec)
     rows = report_rows(loaded, store)
     if rows.empty:
-        raise SpecError(f"store {store} holds no done cell of {loaded.name}; run: jd run {spec}")
+        raise UserError(f"store {store} holds no done cell of {loaded.name}; run: jd run {spec}")
     written = write_report(loaded.name, rows, out or Path("reports") / loaded.name)
     if as_json:
         return _print_json(

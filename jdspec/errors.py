@@ -23,3 +23,8 @@ class StoreError(UserError):
 
 class StoreBusy(UserError):
     """Another `jd run` holds the store; carries the holder's description."""
+
+
+class JobError(Exception):
+    """A check on a job's own work failed (held weights drifted, a checkpoint of another run):
+    the cell is stored as failed with this message, and the run goes on."""

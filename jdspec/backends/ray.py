@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from jdspec.errors import SpecError
+from jdspec.errors import UserError
 from jdspec.plan import Cell, Job
 from jdspec.results import CellResult, JobsRunning, VariantResult, Waiting
 
@@ -157,11 +157,11 @@ def _jobs_per_node(flights: Iterable[_Flight]) -> dict[str, int]:
 
 
 def _import_ray() -> ModuleType:
-    """Ray, or a one-line SpecError saying how to install it: it is an optional extra."""
+    """Ray, or a one-line UserError saying how to install it: it is an optional extra."""
     try:
         import ray
     except ImportError:
-        raise SpecError("--backend ray needs Ray: pip install 'jd[ray]'") from None
+        raise UserError("--backend ray needs Ray: pip install 'jd[ray]'") from None
     return ray
 
 
@@ -172,7 +172,7 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
         return False
     if address is not None and address.startswith("ray://"):
         # Ray Client cannot stream a task's results (num_returns="streaming").
-        raise SpecError(
+        raise UserError(
             f"--address {address}: Ray Client (ray://) cannot stream results; run jd on a "
             "cluster node with --address auto, or give the cluster's host:port (GCS address)"
         )
@@ -183,5 +183,5 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as error:
-        raise SpecError(f"--address {address}: no Ray cluster there ({error})") from None
+        raise UserError(f"--address {address}: no Ray cluster there ({error})") from None
     return False

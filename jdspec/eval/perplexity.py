@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from jdspec.data.qa import load_qa
 from jdspec.data.sources import OFFLINE_DATA_VERSION
-from jdspec.errors import SpecError
 
 if TYPE_CHECKING:
     import torch
@@ -53,13 +52,13 @@ def token_windows(
     import torch
 
     if seq_len < 2:
-        raise SpecError(f"perplexity needs seq_len >= 2 to predict a token, got {seq_len}")
+        raise ValueError(f"perplexity needs seq_len >= 2 to predict a token, got {seq_len}")
     ids = tokenizer("\n\n".join(texts), add_special_tokens=False)["input_ids"]
     count = len(ids) // seq_len
     if max_windows is not None:
         count = min(count, max_windows)
     if count == 0:
-        raise SpecError(f"the texts hold {len(ids)} tokens, fewer than one window of {seq_len}")
+        raise ValueError(f"the texts hold {len(ids)} tokens, fewer than one window of {seq_len}")
     return torch.tensor(ids[: count * seq_len], dtype=torch.long).reshape(count, seq_len)
 
 

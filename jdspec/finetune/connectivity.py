@@ -22,14 +22,16 @@ def interpolate(
     Integer buffers (e.g. position ids) are not weights: they are taken from `start` and must be
     equal in both states.
     """
-    assert start.keys() == end.keys(), "the end points are states of different models"
+    if start.keys() != end.keys():
+        raise ValueError("the end points are states of different models")
     state = {}
     for name, first in start.items():
         last = end[name]
         if first.is_floating_point():
             state[name] = (1 - alpha) * first + alpha * last
         else:
-            assert torch.equal(first, last), f"{name} differs between the end points"
+            if not torch.equal(first, last):
+                raise ValueError(f"{name} differs between the end points")
             state[name] = first.clone()
     return state
 
@@ -37,7 +39,8 @@ def interpolate(
 def alphas(count: int) -> tuple[float, ...]:
     """`count` evenly spaced points from 0 to 1 inclusive, each i / (count - 1), so 11 gives the
     shortest decimals 0.0, 0.1, ..., 1.0 rather than accumulated sums like 0.30000000000000004."""
-    assert count >= 2, "a line needs both end points"
+    if count < 2:
+        raise ValueError(f"a line needs both end points: alpha_count >= 2, got {count}")
     return tuple(index / (count - 1) for index in range(count))
 
 
@@ -88,7 +91,8 @@ def connectivity_curve(
 
 def _end_values(alpha_values: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
     """The values at alpha 0 and alpha 1, which the barrier's straight line joins."""
-    assert len(alpha_values) == len(values), "one value per alpha"
+    if len(alpha_values) != len(values):
+        raise ValueError(f"{len(values)} values for {len(alpha_values)} alphas")
     points = dict(zip(alpha_values, values, strict=True))
     if 0.0 not in points or 1.0 not in points:
         raise ValueError(f"a barrier needs alpha 0 and alpha 1 among {list(alpha_values)}")

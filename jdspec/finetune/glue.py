@@ -86,8 +86,10 @@ def task_metrics(
 def _arrays(predictions: Sequence[float], labels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     predicted = np.asarray(predictions, dtype=np.float64)
     true = np.asarray(labels, dtype=np.float64)
-    assert predicted.shape == true.shape and predicted.ndim == 1, "one prediction per label"
-    assert len(true) > 0, "metrics of no examples"
+    if predicted.shape != true.shape or predicted.ndim != 1:
+        raise ValueError(f"one prediction per label: {predicted.shape} and {true.shape}")
+    if len(true) == 0:
+        raise ValueError("metrics of no examples")
     return predicted, true
 
 

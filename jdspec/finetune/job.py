@@ -102,8 +102,7 @@ def _run_cell(
     revision: str | None,
     on_progress: ProgressCallback | None,
 ) -> tuple[CompressionRecord, TaskResult]:
-    level = cell.level.config
-    assert isinstance(level, FinetuneLevel) and level.training is not None
+    level, training = _planned(cell)
     data = load_task(level.task, level.source, level.revision, level.split_seed)
     batch_size = job.evaluation.batch_size
 
@@ -126,19 +125,20 @@ def _run_cell(
     )
     checkpoint = checkpoint_folder(cell.cell_hash) / "training.pt"
     if level.kind == "finetune":
-        model, _, record, epochs = _trained(inputs, level.training, job.compressor, checkpoint)
+        model, _, record, epochs = _trained(inputs, training, job.compressor, checkpoint)
         return record, _finetune_result(data, inputs.test_examples, epochs)
-    dense_state = _dense_end_point(job, level, inputs)
-    if level.training.transfer == "dense":  # the baseline's line joins the dense model to itself
+    if level.alpha_count is None:
+        raise ValueError(f"connectivity level {cell.level.label} has no alpha_count")
+    dense_state = _dense_end_point(job, level, training, inputs)
+    if training.transfer == "dense":  # the baseline's line joins the dense model to itself
         model, tokenizer = load_encoder(
-            inputs.folder, inputs.revision, data, level.training.seed, inputs.device
+            inputs.folder, inputs.revision, data, training.seed, inputs.device
         )
         _, record = prepare_transfer(model, "dense", job.compressor)
         pruned_state = dense_state
     else:
-        model, tokenizer, record, _ = _trained(inputs, level.training, job.compressor, checkpoint)
+        model, tokenizer, record, _ = _trained(inputs, training, job.compressor, checkpoint)
         pruned_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
-    assert level.alpha_count is not None
     curve = connectivity_curve(
         model,
         dense_state,
@@ -149,12 +149,20 @@ def _run_cell(
             tokenizer,
             data,
             inputs.test_examples,
-            level.training.max_length,
+            training.max_length,
             inputs.eval_batch_size,
             inputs.autocast_dtype,
         ),
     )
     return record, _connectivity_result(data, inputs.test_examples, level.alpha_count, curve)
+
+
+def _planned(cell: Cell) -> tuple[FinetuneLevel, TrainingRun]:
+    """The cell's fine-tuning level and the training run the planner filled in."""
+    level = cell.level.config
+    if not isinstance(level, FinetuneLevel) or level.training is None:
+        raise TypeError(f"cell {cell.cell_hash} is not a planned fine-tuning cell: {level!r}")
+    return level, level.training
 
 
 def _at_most(count: int | None, available: int) -> int | None:
@@ -186,13 +194,14 @@ def _trained(
     return model, tokenizer, record, outcome.epochs
 
 
-def _dense_end_point(job: Job, level: FinetuneLevel, inputs: _Inputs) -> dict[str, torch.Tensor]:
+def _dense_end_point(
+    job: Job, level: FinetuneLevel, training: TrainingRun, inputs: _Inputs
+) -> dict[str, torch.Tensor]:
     """The dense-transfer model of the same task and seed, trained once and shared by every
     pruned variant's connectivity cell (cached by the key of that training run)."""
     from safetensors.torch import load_file, save_file
 
-    assert level.training is not None
-    run = level.training.model_copy(update={"transfer": "dense"})
+    run = training.model_copy(update={"transfer": "dense"})
     key = content_hash(
         {
             "model": job.model_ref,

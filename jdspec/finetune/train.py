@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jdspec.data.finetune_data import ChoiceExample, Example, Head, TaskData
+from jdspec.errors import JobError
 from jdspec.finetune.glue import task_metrics
 from jdspec.finetune.transfer import HeldWeights, check_held, hold
 from jdspec.tasks.finetune import TrainingRun
@@ -91,7 +92,8 @@ def evaluate(
     autocast_dtype: torch.dtype | None,
 ) -> Evaluation:
     """Score `examples` in batches of similar length (little padding); results in input order."""
-    assert examples, "nothing to evaluate"
+    if not examples:
+        raise ValueError("no test examples to evaluate")
     model.eval()
     order = sorted(range(len(examples)), key=lambda index: _length(examples[index]))
     scores: list[tuple[float, ...]] = [()] * len(examples)
@@ -246,7 +248,8 @@ def _encode(
     if not isinstance(batch[0], ChoiceExample):
         return _tokenize(tokenizer, [example.texts for example in batch], max_length)
     option_count = len(batch[0].options)
-    assert all(len(example.options) == option_count for example in batch), "ragged options"
+    if any(len(example.options) != option_count for example in batch):
+        raise ValueError(f"a batch of choices with other than {option_count} options each")
     pairs = [pair for example in batch for pair in example.options]
     encoded = _tokenize(tokenizer, pairs, max_length)
     return {key: value.view(len(batch), option_count, -1) for key, value in encoded.items()}
@@ -257,7 +260,8 @@ def _tokenize(
 ) -> dict[str, torch.Tensor]:
     """One segment or a (first, second) pair per row; pairs are cut longest-first to fit."""
     columns = [list(column) for column in zip(*segments, strict=True)]
-    assert len(columns) in (1, 2), f"an encoder reads one or two segments, got {len(columns)}"
+    if len(columns) not in (1, 2):
+        raise ValueError(f"an encoder reads one or two segments, got {len(columns)}")
     encoded = tokenizer(
         *columns, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
     )
@@ -329,7 +333,8 @@ def _resume(
         return []
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key, value in identity.items():
-        assert state[key] == value, f"{path} belongs to another run: {key} {state[key]!r}"
+        if state[key] != value:
+            raise JobError(f"{path} belongs to another run: {key} {state[key]!r}")
     for key in _PART_KEYS:
         parts[key].load_state_dict(state[key])
     torch.set_rng_state(state["cpu_rng"])

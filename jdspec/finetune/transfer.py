@@ -15,7 +15,7 @@ from jdspec.compress.core import find_targets
 from jdspec.compress.magnitude import MagnitudeParams, pruning_masks, tie_breaking
 from jdspec.compress.none import NoneParams
 from jdspec.compress.none import compress as measure_dense
-from jdspec.errors import SpecError
+from jdspec.errors import JobError
 from jdspec.results import CompressionRecord, MatrixStats
 from jdspec.tasks.finetune import TransferMode
 
@@ -52,19 +52,20 @@ def prepare_transfer(
     `params` is the cell's compressor params: NoneParams for the dense baseline, MagnitudeParams
     for every other mode (only magnitude pruning defines the mask before any training).
     """
-    assert mode in get_args(TransferMode), mode
+    if mode not in get_args(TransferMode):
+        raise ValueError(f"unknown transfer mode {mode!r}; known: {get_args(TransferMode)}")
     if isinstance(params, NoneParams):
         if mode != "dense":
-            raise SpecError(f"transfer mode {mode!r} needs a pruned variant, got method 'none'")
+            raise ValueError(f"transfer mode {mode!r} needs a pruned variant, got method 'none'")
         record = measure_dense(model, params, None)
         return HeldWeights(mode), _with_notes(record, "transfer dense")
     if not isinstance(params, MagnitudeParams):
-        raise SpecError(
+        raise ValueError(
             f"transfer modes need magnitude masks; method {params.method!r} has none "
             "(use method: magnitude, or method: none for the dense baseline)"
         )
     if mode == "dense":
-        raise SpecError(
+        raise ValueError(
             "transfer mode 'dense' is the unpruned baseline; a pruned variant needs "
             "sparse, dense_frozen or sparse_to_dense"
         )
@@ -105,4 +106,5 @@ def check_held(held: HeldWeights) -> None:
     """Fail loudly, naming the parameter, if any held weight has drifted from its held value."""
     for weight in held.weights:
         drifted = int((weight.parameter.detach()[weight.mask] != weight.values).sum())
-        assert drifted == 0, f"{weight.name}: {drifted} held weights differ from their values"
+        if drifted:
+            raise JobError(f"{weight.name}: {drifted} held weights differ from their values")

@@ -155,9 +155,7 @@ def _nan_as_null(value: Any) -> Any:
 
 
 def _metric_rows(result: CellResult) -> list[tuple]:
-    return [
-        (result.cell_hash, m.name, m.step_name, m.step, m.value, m.n) for m in result.metrics
-    ]
+    return [(result.cell_hash, m.name, m.step_name, m.step, m.value, m.n) for m in result.metrics]
 
 
 def _example_rows(result: CellResult) -> list[tuple]:

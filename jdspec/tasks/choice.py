@@ -55,7 +55,8 @@ def score_choices(
     lm-eval defines acc_norm only for shared contexts: with per-choice contexts (WinoGrande)
     the choices are the contexts, so it reports acc alone, and so do we.
     """
-    assert len(loglikelihoods) == len(requests), "one answer per request"
+    if len(loglikelihoods) != len(requests):
+        raise ValueError(f"{len(loglikelihoods)} answers to {len(requests)} requests")
     records, normalized_correct = [], 0
     for doc, doc_places in zip(docs, places, strict=True):
         scores = [loglikelihoods[request][column] for request, column in doc_places]

@@ -119,7 +119,8 @@ def _question_block(item: QAItem, level: QALevel) -> str:
 def cut_passage(passage: str, start: int, end: int, level: QALevel) -> str:
     """The level's share of the passage around [start, end); with `context_words`, a share of
     at most that many words (the "100%" context of a long page)."""
-    assert level.context_percent is not None
+    if level.context_percent is None:
+        raise ValueError("a closed-book level has no passage to cut")
     fraction = level.context_percent / 100
     total = word_count(passage)
     if level.context_words is not None and total > level.context_words:

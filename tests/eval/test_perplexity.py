@@ -9,7 +9,6 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from jdspec.errors import SpecError
 from jdspec.eval.perplexity import perplexity, squad_passages, token_windows
 from tests.helpers import CORPUS, tiny_llama, train_tokenizer
 
@@ -70,9 +69,9 @@ def test_max_windows_scores_the_first_windows(tokenizer: PreTrainedTokenizerFast
 
 def test_too_short_text_raises(tokenizer: PreTrainedTokenizerFast) -> None:
     model = tiny_llama(len(tokenizer), seed=3)
-    with pytest.raises(SpecError, match="fewer than one window"):
+    with pytest.raises(ValueError, match="fewer than one window"):
         perplexity(model, tokenizer, ["Paris"], seq_len=64, batch_size=1)
-    with pytest.raises(SpecError, match="seq_len >= 2"):
+    with pytest.raises(ValueError, match="seq_len >= 2"):
         perplexity(model, tokenizer, TEXTS, seq_len=1, batch_size=1)
 
 
