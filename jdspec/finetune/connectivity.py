@@ -11,7 +11,7 @@ import torch
 if TYPE_CHECKING:
     from torch import nn
 
-    from jdspec.finetune.train import Evaluation
+    from jdspec.finetune.train import PassScores
 
 
 def interpolate(
@@ -73,8 +73,8 @@ def connectivity_curve(
     start_state: dict[str, torch.Tensor],
     end_state: dict[str, torch.Tensor],
     alpha_values: Sequence[float],
-    evaluate_at: Callable[[nn.Module], Evaluation],
-) -> list[Evaluation]:
+    evaluate_at: Callable[[nn.Module], PassScores],
+) -> list[PassScores]:
     """Load each interpolated state into `model` and evaluate it; `model` keeps the last one.
 
     The end points are copied first: `model.state_dict()` shares the model's storage, so the

@@ -1,6 +1,6 @@
-"""GLUE's metrics in numpy, so fine-tuning cells score as the GLUE leaderboard does without
-scikit-learn or scipy: accuracy, Matthews correlation (CoLA), F1 (MRPC, QQP), Pearson and
-Spearman correlation (STS-B).
+"""GLUE's metrics, so fine-tuning cells score as the GLUE leaderboard does: accuracy, Matthews
+correlation (CoLA) and F1 (MRPC, QQP) in numpy (no scikit-learn), Pearson and Spearman
+correlation (STS-B) from scipy.
 
 Classification predictions are class indices (the argmax of the logits), regression
 predictions the scores themselves; all arrive as floats so one signature serves every head.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from jdspec.registry import unknown_name_message
 
@@ -55,13 +56,19 @@ def f1(predictions: Sequence[float], labels: Sequence[float]) -> float:
 def pearson(predictions: Sequence[float], labels: Sequence[float]) -> float:
     """Pearson correlation (STS-B). 0.0 when either side is constant, where it is undefined:
     a pruned model that collapses to one score relates no better than chance."""
-    return _correlation(*_arrays(predictions, labels))
+    predicted, true = _arrays(predictions, labels)
+    if _constant(predicted) or _constant(true):
+        return 0.0
+    return float(stats.pearsonr(predicted, true).statistic)
 
 
 def spearman(predictions: Sequence[float], labels: Sequence[float]) -> float:
-    """Spearman correlation (STS-B): Pearson of the ranks, ties taking their average rank."""
+    """Spearman correlation (STS-B): Pearson of the ranks, ties taking their average rank; 0.0
+    when either side is constant."""
     predicted, true = _arrays(predictions, labels)
-    return _correlation(_average_ranks(predicted), _average_ranks(true))
+    if _constant(predicted) or _constant(true):
+        return 0.0
+    return float(stats.spearmanr(predicted, true).statistic)
 
 
 METRICS: dict[str, Metric] = {
@@ -93,21 +100,7 @@ def _arrays(predictions: Sequence[float], labels: Sequence[float]) -> tuple[np.n
     return predicted, true
 
 
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
-    if x.min() == x.max() or y.min() == y.max():
-        return 0.0  # tested before centring: a constant's mean may differ from it by rounding
-    x, y = x - x.mean(), y - y.mean()
-    return float(x @ y / np.sqrt((x @ x) * (y @ y)))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks; equal values share the mean of the ranks they span."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    starts_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    run = np.cumsum(starts_run) - 1  # which run of equal values each sorted position is in
-    starts = np.flatnonzero(starts_run)
-    ends = np.append(starts[1:], len(values))
-    ranks = np.empty(len(values))
-    ranks[order] = ((starts + 1 + ends) / 2)[run]
-    return ranks
+def _constant(values: np.ndarray) -> bool:
+    """Tested on the values, not after centring: a constant's mean may differ from it by
+    rounding, and scipy then warns instead of giving NaN."""
+    return bool(values.min() == values.max())

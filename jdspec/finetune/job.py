@@ -25,7 +25,7 @@ from jdspec.compress.none import NoneParams
 from jdspec.data.finetune_data import ChoiceExample, Example, TaskData, load_task
 from jdspec.eval.requests import prompt_hash
 from jdspec.finetune.connectivity import accuracy_barrier, alphas, connectivity_curve, loss_barrier
-from jdspec.finetune.train import Evaluation, evaluate, load_encoder, train
+from jdspec.finetune.train import PassScores, evaluate, load_encoder, train
 from jdspec.finetune.transfer import prepare_transfer
 from jdspec.jobs import ProgressCallback
 from jdspec.models import DTYPES, model_folder, resolve_device
@@ -172,7 +172,7 @@ def _at_most(count: int | None, available: int) -> int | None:
 
 def _trained(
     inputs: _Inputs, run: TrainingRun, params: object, checkpoint: Path
-) -> tuple[nn.Module, object, CompressionRecord, tuple[Evaluation, ...]]:
+) -> tuple[nn.Module, object, CompressionRecord, tuple[PassScores, ...]]:
     """A fresh encoder with the run's head, transfer mode applied, trained to the end."""
     model, tokenizer = load_encoder(
         inputs.folder, inputs.revision, inputs.data, run.seed, inputs.device
@@ -226,34 +226,34 @@ def _dense_end_point(
 
 
 def _metric_values(
-    evaluation: Evaluation, count: int, step_name: str | None = None, step: float | None = None
+    measured: PassScores, count: int, step_name: str | None = None, step: float | None = None
 ) -> list[MetricValue]:
-    named = {**evaluation.metrics, "loss": evaluation.loss}
+    named = {**measured.metrics, "loss": measured.loss}
     return [
         MetricValue(name, float(value), count, step_name, step) for name, value in named.items()
     ]
 
 
 def _finetune_result(
-    data: TaskData, examples: Sequence[Example], epochs: tuple[Evaluation, ...]
+    data: TaskData, examples: Sequence[Example], epochs: tuple[PassScores, ...]
 ) -> TaskResult:
     """The final epoch's metrics and loss, each epoch's at its step (`epoch` 1, 2, ...), and
     one record per test example of the final model."""
     metrics = _metric_values(epochs[-1], len(examples))
-    for number, evaluation in enumerate(epochs, start=1):
-        metrics += _metric_values(evaluation, len(examples), "epoch", float(number))
+    for number, measured in enumerate(epochs, start=1):
+        metrics += _metric_values(measured, len(examples), "epoch", float(number))
     return TaskResult(tuple(metrics), _example_records(data, examples, epochs[-1]))
 
 
 def _connectivity_result(
-    data: TaskData, examples: Sequence[Example], alpha_count: int, curve: list[Evaluation]
+    data: TaskData, examples: Sequence[Example], alpha_count: int, curve: list[PassScores]
 ) -> TaskResult:
     """The pruned end point's metrics (alpha 1), every point's at its step (`alpha`), and the
     barriers: loss above the straight line, and each metric below it."""
     points = alphas(alpha_count)
     metrics = _metric_values(curve[-1], len(examples))
-    for alpha, evaluation in zip(points, curve, strict=True):
-        metrics += _metric_values(evaluation, len(examples), "alpha", alpha)
+    for alpha, measured in zip(points, curve, strict=True):
+        metrics += _metric_values(measured, len(examples), "alpha", alpha)
     barriers = [("loss", loss_barrier(points, [point.loss for point in curve]))]
     for name in data.metrics:
         values = [point.metrics[name] for point in curve]
@@ -263,14 +263,14 @@ def _connectivity_result(
 
 
 def _example_records(
-    data: TaskData, examples: Sequence[Example], evaluation: Evaluation
+    data: TaskData, examples: Sequence[Example], measured: PassScores
 ) -> tuple[ExampleRecord, ...]:
     """Prediction, gold and the model's scores per example. For classes and options `score` is
     the chosen one's log-probability and `option_scores` the logits; for regression `score`
     is the predicted value and `correct` is false (there is no right answer, only an error)."""
     records = []
     for example, prediction, logits in zip(
-        examples, evaluation.predictions, evaluation.scores, strict=True
+        examples, measured.predictions, measured.scores, strict=True
     ):
         label = example.label
         texts = (

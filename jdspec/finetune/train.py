@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """One pass over the test examples, in their input order."""
+class PassScores:
+    """What one pass over the test examples measured, in their input order (not to be confused
+    with a spec's `evaluation:` settings, jdspec.spec.Evaluation)."""
 
     metrics: dict[str, float]  # task_metrics(data.metrics, predictions, labels)
     loss: float  # mean cross-entropy over examples; mean squared error for regression
@@ -41,10 +42,10 @@ class Evaluation:
 class TrainingOutcome:
     """One evaluation after every epoch; the last is the run's result."""
 
-    epochs: tuple[Evaluation, ...]
+    epochs: tuple[PassScores, ...]
 
     @property
-    def final(self) -> Evaluation:
+    def final(self) -> PassScores:
         return self.epochs[-1]
 
 
@@ -90,7 +91,7 @@ def evaluate(
     max_length: int,
     batch_size: int,
     autocast_dtype: torch.dtype | None,
-) -> Evaluation:
+) -> PassScores:
     """Score `examples` in batches of similar length (little padding); results in input order."""
     if not examples:
         raise ValueError("no test examples to evaluate")
@@ -110,7 +111,7 @@ def evaluate(
     predictions = tuple(_prediction(data.head, row) for row in scores)
     labels = [float(example.label) for example in examples]
     metrics = task_metrics(data.metrics, predictions, labels)
-    return Evaluation(metrics, loss_sum / len(examples), predictions, tuple(scores))
+    return PassScores(metrics, loss_sum / len(examples), predictions, tuple(scores))
 
 
 def train(
@@ -308,7 +309,7 @@ def _save(
     path: Path,
     parts: dict[str, Any],
     identity: dict[str, Any],
-    evaluations: list[Evaluation],
+    evaluations: list[PassScores],
     device: torch.device,
 ) -> None:
     """Write the state after an epoch atomically: a killed write leaves the previous epoch's."""
@@ -327,7 +328,7 @@ def _save(
 
 def _resume(
     path: Path | None, parts: dict[str, Any], identity: dict[str, Any], device: torch.device
-) -> list[Evaluation]:
+) -> list[PassScores]:
     """Load the last saved epoch into `parts` and the RNGs; the evaluations so far ([] if none)."""
     if path is None or not path.exists():
         return []
@@ -343,8 +344,8 @@ def _resume(
     return [_evaluation(saved) for saved in state["evaluations"]]
 
 
-def _evaluation(saved: dict[str, Any]) -> Evaluation:
-    return Evaluation(
+def _evaluation(saved: dict[str, Any]) -> PassScores:
+    return PassScores(
         metrics=dict(saved["metrics"]),
         loss=saved["loss"],
         predictions=tuple(saved["predictions"]),

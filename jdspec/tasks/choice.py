@@ -15,8 +15,6 @@ from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 from jdspec.tasks.mcq import first_argmax, length_normalized_choice
 
-VERSION = 1
-
 Place = tuple[int, int]  # (request index, continuation index) of one choice
 
 

@@ -36,8 +36,8 @@ class Level:
 @dataclass(frozen=True)
 class TaskKind:
     """How a level's `config.kind` is evaluated, torch-free: `build(config)` gives prepared items
-    and requests (jdspec.requests); the worker answers them; `score(config, items, requests,
-    answers)` turns the answers into metrics and per-example records."""
+    and requests (jdspec/eval/requests.py); the evaluation job answers them; `score(config,
+    items, requests, answers)` turns the answers into metrics and per-example records."""
 
     build: Callable[[Any], tuple[Any, Sequence[Any]]]
     score: Callable[[Any, Any, Sequence[Any], Sequence[Any]], TaskResult]

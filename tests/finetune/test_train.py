@@ -12,7 +12,7 @@ from jdspec.compress.magnitude import MagnitudeParams
 from jdspec.compress.none import NoneParams
 from jdspec.data.finetune_data import TaskData
 from jdspec.finetune.train import (
-    Evaluation,
+    PassScores,
     epoch_order,
     evaluate,
     linear_schedule,
@@ -43,7 +43,7 @@ def _run(epochs: int = 2, seed: int = 41, transfer: str = "sparse") -> TrainingR
 
 def _evaluate(
     model: torch.nn.Module, tokenizer: object, data: TaskData, batch_size: int
-) -> Evaluation:
+) -> PassScores:
     return evaluate(model, tokenizer, data, data.test, 32, batch_size, None)
 
 
