@@ -11,10 +11,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from jdspec.errors import SpecError, UserError
+from jdspec.progress import RunProgress
 
 app = typer.Typer(
     add_completion=False,
@@ -181,7 +181,7 @@ def run(
             raise SpecError("--address and --gpus-per-job need --backend ray")
         chosen = Backend(backend, address, gpus_per_job)  # type: ignore[arg-type]
         loaded = load_spec(spec)
-        with _RunProgress(enabled=not as_json) as progress:
+        with RunProgress(errors, enabled=not as_json) as progress:
             try:
                 summary = run_spec(
                     loaded,
@@ -219,73 +219,6 @@ def run(
         return None
 
     _guarded(action)
-
-
-class _RunProgress:
-    """Rich bars: cells overall (count, ETA) and examples of the cell in flight."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=errors,
-            disable=not enabled,
-            transient=False,
-        )
-        self.cells_task: Any = None
-        self.examples_task: Any = None
-
-    def __enter__(self) -> _RunProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, event: Any) -> None:
-        from jdspec.results import JobsRunning
-        from jdspec.run import CellFinished, RunStarted
-
-        if isinstance(event, JobsRunning):
-            self.progress.update(self.cells_task, description=_cells_description(event.per_node))
-            self.progress.update(self.examples_task, visible=False)  # not reported across Ray
-        elif isinstance(event, RunStarted):
-            _quiet_transformers()
-            self.cells_task = self.progress.add_task("cells", total=event.cell_count)
-            self.examples_task = self.progress.add_task("examples", total=None)
-        elif isinstance(event, CellFinished):
-            self.progress.advance(self.cells_task)
-            mark = "" if event.result.status == "done" else " [red]failed[/]"
-            self.progress.console.print(
-                f"{event.cell.model} {event.cell.family} "
-                f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
-                + ", ".join(
-                    f"{m.name} {m.value:.3f}" for m in event.result.metrics if m.step is None
-                )
-                + mark
-            )
-        else:
-            self.progress.update(self.examples_task, completed=event.done, total=event.total)
-
-
-def _cells_description(per_node: dict[str, int]) -> str:
-    """The cells bar's label; on Ray it says how many jobs each node runs now."""
-    if not per_node:
-        return "cells"
-    nodes = ", ".join(
-        f"node {node}: {count} job{'' if count == 1 else 's'}" for node, count in per_node.items()
-    )
-    return f"cells ({nodes})"
-
-
-def _quiet_transformers() -> None:
-    """transformers' own loading bars and notices would interleave with jd's progress."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
 
 
 @app.command()

@@ -67,11 +67,13 @@ def test_report_needs_results(write_spec: SpecWriter, tmp_path: Path) -> None:
 
 
 def test_the_cells_bar_says_how_many_jobs_each_ray_node_runs() -> None:
-    from jdspec.cli import _RunProgress
+    from rich.console import Console
+
+    from jdspec.progress import RunProgress
     from jdspec.results import JobsRunning
     from jdspec.run import RunStarted
 
-    with _RunProgress(enabled=False) as progress:
+    with RunProgress(Console(), enabled=False) as progress:
         progress.update(RunStarted("run", cell_count=8, job_count=4))
         progress.update(JobsRunning({"10.0.0.1": 2, "10.0.0.2": 1}))
         [cells, examples] = progress.progress.tasks
