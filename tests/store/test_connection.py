@@ -41,6 +41,24 @@ def _count_in_another_process(path: Path) -> subprocess.Popen:
     )
 
 
+def _holding_in_another_process(code: str, path: Path, said: str) -> subprocess.Popen:
+    """Python `code` in another process (sys.argv[1] is `path`): it prints `said` once it holds
+    the store, then holds it until a line arrives on its stdin."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == said
+    return process
+
+
+def _store_with_one_cell(path: Path) -> None:
+    with store.writing(path, "a test") as writer:
+        store.write_cell(writer, ROW, done())
+
+
 def test_the_writer_reads_through_its_own_connection(tmp_path: Path) -> None:
     path = tmp_path / "jd.duckdb"
     with store.writing(path, "a test") as writer:
@@ -69,22 +87,14 @@ def test_the_writer_waits_for_a_reader_then_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "jd.duckdb"
-    with store.writing(path, "a test") as writer:
-        store.write_cell(writer, ROW, done())
-    reading = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import pathlib, sys\nfrom jdspec.store.connection import reading\n"
-            "with reading(pathlib.Path(sys.argv[1])):\n"
-            "    print('reading', flush=True); sys.stdin.readline()",
-            str(path),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    _store_with_one_cell(path)
+    reading = _holding_in_another_process(
+        "import pathlib, sys\nfrom jdspec.store.connection import reading\n"
+        "with reading(pathlib.Path(sys.argv[1])):\n"
+        "    print('reading', flush=True); sys.stdin.readline()",
+        path,
+        "reading",
     )
-    assert reading.stdout.readline().strip() == "reading"
     pauses = []
 
     def let_the_reader_finish(path: Path) -> None:
@@ -106,22 +116,14 @@ def test_a_file_held_by_no_jd_process_fails_at_once(
 ) -> None:
     """Another program holding the file is not a run: no lock file says so, so no waiting."""
     path = tmp_path / "jd.duckdb"
-    with store.writing(path, "a test") as writer:
-        store.write_cell(writer, ROW, done())
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys\nconnection = duckdb.connect(sys.argv[1])\n"
-            "print('open', flush=True); sys.stdin.readline()",
-            str(path),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    _store_with_one_cell(path)
+    holder = _holding_in_another_process(
+        "import duckdb, sys\nconnection = duckdb.connect(sys.argv[1])\n"
+        "print('open', flush=True); sys.stdin.readline()",
+        path,
+        "open",
     )
     try:
-        assert holder.stdout.readline().strip() == "open"
         pauses: list[Path] = []
         monkeypatch.setattr(store_connection, "pause_while_busy", pauses.append)
         with pytest.raises(StoreError, match="cannot open it"):
