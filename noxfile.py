@@ -10,7 +10,8 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole suite, integration tests included (python -m pytest)."""
+    """The whole suite, integration tests included (python -m pytest); the fast loop is
+    `nox -s tests -- -m "not integration"`."""
     session.run("python", "-m", "pytest", "-q", *session.posargs)
 
 

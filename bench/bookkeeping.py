@@ -36,9 +36,9 @@ from rich.table import Table
 
 from jdspec import run, store
 from jdspec.compress import COMPRESSORS
+from jdspec.eval.requests import ENGINE_VERSION
 from jdspec.plan import Cell, content_hash, expand, variants
 from jdspec.provenance import describe_run, device_description
-from jdspec.requests import ENGINE_VERSION
 from jdspec.results import CellResult, ExampleRecord, MetricValue
 from jdspec.spec import Spec
 from jdspec.tasks import SETTINGS
@@ -125,7 +125,7 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 def empty_store(folder: Path, name: str) -> Path:
     path = folder / f"{name}.duckdb"
-    with store.connect(path, read_only=False):
+    with store.writing(path, "bench") as writer, writer.connection():
         pass  # the schema, no rows
     return path
 
@@ -163,7 +163,8 @@ def measure_naive_ingest(spec: Spec, folder: Path, count: int) -> float:
     cells = [cell for job in expand(spec) for cell in job.cells][:count]
     start = time.perf_counter()
     for index, cell in enumerate(cells):
-        store.write_cell(path, run.cell_row(cell, "naive"), record(cell, index))
+        with store.writing(path, "bench") as writer:
+            store.write_cell(writer, run.cell_row(cell, "naive"), record(cell, index))
     return (time.perf_counter() - start) / len(cells)
 
 

@@ -2,7 +2,7 @@
 
 Loads the offline SmolLM2-135M-Instruct as jd does (float32, CPU), compresses a fresh copy of
 the dense model with each method through jdspec.compress.apply_compressor, and scores the
-perplexity of the result on a fixed slice of SQuAD passages (jdspec.perplexity). Methods other
+perplexity of the result on a fixed slice of SQuAD passages (jdspec.eval.perplexity). Methods other
 helpers may not have registered yet are skipped with a line.
 
     python bench/compressors.py                      # defaults: 8 minutes on 2 idle CPU cores
@@ -23,8 +23,8 @@ from rich.table import Table
 from jdspec.compress import COMPRESSORS, CompressionRecord, apply_compressor
 from jdspec.compress.core import find_targets
 from jdspec.errors import SpecError
+from jdspec.eval.perplexity import perplexity, squad_passages
 from jdspec.models import load_model
-from jdspec.perplexity import perplexity, squad_passages
 from jdspec.spec import OfflineModel
 
 SMOLLM2 = OfflineModel(

@@ -36,8 +36,8 @@ from rich.table import Table
 from torch import nn
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from jdspec.evaluate import _encode, score_loglikelihood
-from jdspec.requests import LoglikelihoodRequest
+from jdspec.eval.loglikelihood import _encode, score_loglikelihood
+from jdspec.eval.requests import LoglikelihoodRequest
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SMOLLM2 = {

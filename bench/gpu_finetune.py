@@ -34,9 +34,9 @@ from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSeque
 
 from jdspec.compress.magnitude import MagnitudeParams
 from jdspec.data.finetune_data import LabelledExample, TaskData
-from jdspec.finetune import linear_schedule, train, warmup_steps
+from jdspec.finetune.train import linear_schedule, train, warmup_steps
+from jdspec.finetune.transfer import HeldWeights, prepare_transfer
 from jdspec.tasks.finetune import TrainingRun
-from jdspec.transfer import HeldWeights, prepare_transfer
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 WORDS = tuple(f"w{index}" for index in range(2000))

@@ -38,7 +38,7 @@ from jdspec.data.sources import (
     OFFLINE_DATA_VERSION,
     package_folder,
 )
-from jdspec.evaluate import score_loglikelihood
+from jdspec.eval.loglikelihood import score_loglikelihood
 from jdspec.models import load_model
 from jdspec.results import TaskResult
 from jdspec.spec import OfflineModel

@@ -11,10 +11,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from jdspec.errors import SpecError, StoreBusy
+from jdspec.errors import SpecError, UserError
+from jdspec.progress import RunProgress
 
 app = typer.Typer(
     add_completion=False,
@@ -37,7 +37,7 @@ def _guarded(action: Callable[[], None]) -> None:
     """Run a command; user errors become one paragraph on stderr and exit code 2."""
     try:
         action()
-    except (SpecError, StoreBusy) as error:
+    except UserError as error:
         _fail(str(error))
     except OSError as error:  # the file system refused: a folder not creatable, a full disk
         where = f"cannot use {error.filename}: " if error.filename else ""
@@ -165,7 +165,8 @@ def run(
     ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Run every cell that is not done yet, storing each as it finishes.
+    """Run every cell that is not done yet, storing each as it finishes. Exits 1 when a cell
+    of this run failed, 2 on bad input.
 
     Examples: jd run specs/demo.yaml --resume;  jd run specs/demo.yaml --force --limit 3;
     jd run specs/setting5.yaml --backend ray --address auto --gpus-per-job 1
@@ -180,7 +181,7 @@ def run(
             raise SpecError("--address and --gpus-per-job need --backend ray")
         chosen = Backend(backend, address, gpus_per_job)  # type: ignore[arg-type]
         loaded = load_spec(spec)
-        with _RunProgress(enabled=not as_json) as progress:
+        with RunProgress(errors, enabled=not as_json) as progress:
             try:
                 summary = run_spec(
                     loaded,
@@ -198,84 +199,26 @@ def run(
                 )
                 raise typer.Exit(130) from None
         if as_json:
-            return _print_json(summary.__dict__)
-        console.print(
-            f"{summary.status}: {summary.done} done, {summary.failed} failed, "
-            f"{summary.already_done} already stored, {summary.left} left, "
-            f"in {summary.seconds:.1f} s" + (f" (run {summary.run_id})" if summary.run_id else "")
-        )
-        if summary.failed:
-            console.print(f"see why with: jd plan {spec} --explain; retry with --resume")
+            _print_json(summary.__dict__)
+        else:
+            console.print(
+                f"{summary.status}: {summary.done} done, {summary.failed} failed, "
+                f"{summary.already_done} already stored, {summary.left} left, in "
+                f"{summary.seconds:.1f} s" + (f" (run {summary.run_id})" if summary.run_id else "")
+            )
+        if summary.failed:  # a script or CI must be able to tell
+            cells = "cell" if summary.failed == 1 else "cells"
+            errors.print(
+                f"{summary.failed} {cells} failed: see why with `jd plan {escape(str(spec))} "
+                f"--explain` (or `jd status`); retry them with `jd run {escape(str(spec))} "
+                "--resume`",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
         return None
 
     _guarded(action)
-
-
-class _RunProgress:
-    """Rich bars: cells overall (count, ETA) and examples of the cell in flight."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=errors,
-            disable=not enabled,
-            transient=False,
-        )
-        self.cells_task: Any = None
-        self.examples_task: Any = None
-
-    def __enter__(self) -> _RunProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, event: Any) -> None:
-        from jdspec.results import JobsRunning
-        from jdspec.run import CellFinished, RunStarted
-
-        if isinstance(event, JobsRunning):
-            self.progress.update(self.cells_task, description=_cells_description(event.per_node))
-            self.progress.update(self.examples_task, visible=False)  # not reported across Ray
-        elif isinstance(event, RunStarted):
-            _quiet_transformers()
-            self.cells_task = self.progress.add_task("cells", total=event.cell_count)
-            self.examples_task = self.progress.add_task("examples", total=None)
-        elif isinstance(event, CellFinished):
-            self.progress.advance(self.cells_task)
-            mark = "" if event.result.status == "done" else " [red]failed[/]"
-            self.progress.console.print(
-                f"{event.cell.model} {event.cell.family} "
-                f"{event.cell.compressor.strength():g} {event.cell.level.label}: "
-                + ", ".join(
-                    f"{m.name} {m.value:.3f}" for m in event.result.metrics if "@" not in m.name
-                )
-                + mark
-            )
-        else:
-            self.progress.update(self.examples_task, completed=event.done, total=event.total)
-
-
-def _cells_description(per_node: dict[str, int]) -> str:
-    """The cells bar's label; on Ray it says how many jobs each node runs now."""
-    if not per_node:
-        return "cells"
-    nodes = ", ".join(
-        f"node {node}: {count} job{'' if count == 1 else 's'}" for node, count in per_node.items()
-    )
-    return f"cells ({nodes})"
-
-
-def _quiet_transformers() -> None:
-    """transformers' own loading bars and notices would interleave with jd's progress."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
 
 
 @app.command()
@@ -319,7 +262,7 @@ def _report_spec(spec: Path, store: Path, out: Path | None, as_json: bool) -> No
     loaded = load_spec(spec)
     rows = report_rows(loaded, store)
     if rows.empty:
-        raise SpecError(f"store {store} holds no done cell of {loaded.name}; run: jd run {spec}")
+        raise UserError(f"store {store} holds no done cell of {loaded.name}; run: jd run {spec}")
     written = write_report(loaded.name, rows, out or Path("reports") / loaded.name)
     if as_json:
         return _print_json(
@@ -363,7 +306,8 @@ def _headline_metrics(metrics: tuple[str, ...]) -> list[str]:
 def _level_tables(written: Any, metric: str) -> list[Table]:
     """Scores (mean ± std over seeds) and mean normalized drops: a row per compressed model,
     a column per level, easy to hard."""
-    scores = written.scores.loc[written.scores["metric"] == metric]
+    scores = written.scores
+    scores = scores.loc[(scores["metric"] == metric) & scores["step"].isna()]
     if scores.empty:
         return []
     levels = scores.sort_values(["difficulty", "level"])["level"].drop_duplicates().tolist()

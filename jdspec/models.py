@@ -51,7 +51,8 @@ def model_folder(ref: ModelRef) -> tuple[str, str | None]:
         if not Path(ref.path).is_dir():
             raise SpecError(f"model folder {ref.path} does not exist")
         return ref.path, None
-    assert isinstance(ref, OfflineModel)
+    if not isinstance(ref, OfflineModel):
+        raise TypeError(f"expected an offline model reference, got {ref!r}")
     return str(offline_model_folder(ref)), None
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from jdspec.compress import COMPRESSORS
 from jdspec.compress.none import NoneParams
-from jdspec.requests import ENGINE_VERSION
+from jdspec.eval.requests import ENGINE_VERSION
+from jdspec.jobs import JOB_KINDS
 from jdspec.spec import Evaluation, ModelRef, Spec
 from jdspec.tasks import SETTINGS, Level
-from jdspec.tasks.finetune import FinetuneLevel
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Cell:
     level: Level
     seed: int
     key_json: str  # exactly the text that was hashed: the key as canonical JSON
-    family: str  # the report's curve: the compressor's family, with a fine-tuning transfer mode
+    family: str  # the report's curve: the compressor's family, with what its job kind adds
 
     @property
     def method(self) -> str:
@@ -37,13 +37,15 @@ class Cell:
 
 @dataclass(frozen=True)
 class Job:
-    """One compressed model (model x compressor x dtype) and every cell evaluated on it."""
+    """One compressed model (model x compressor x dtype) and every cell run on it; `kind` names
+    the job kind whose runner runs it (jdspec/jobs.py)."""
 
     variant_hash: str
     model_ref: ModelRef
     compressor: Any
     evaluation: Evaluation
     cells: tuple[Cell, ...]
+    kind: str
 
 
 def canonical_json(value: Any) -> str:
@@ -134,24 +136,38 @@ class _Run:
 
     level: Level
     seed: int
-    family_suffix: str  # a transfer mode's " (dense_frozen)", else ""
+    family_suffix: str  # what the job kind adds to the family, e.g. " (dense_frozen)", or ""
     members: dict[str, str]  # _members of level_parts
 
 
 def expand(spec: Spec) -> list[Job]:
-    """Every model x variant as a job holding its levels' cells; dense jobs come first.
+    """Every model x variant as a job holding its levels' cells; dense jobs come first. How many
+    cells a level makes (seeds, modes) is the rule of the setting's job kind.
 
     Keys are joined from parts normalised once each (_joined), as a 100,000-cell spec has only
     a few distinct models, compressors and levels."""
     levels = spec.spectrum.expand(spec.evaluation.n_examples, spec.evaluation.seed)
+    kind_name = SETTINGS.get(spec.spectrum.setting).job_kind
+    kind = JOB_KINDS.get(kind_name)
     runs = {
         dense: [
-            _Run(run_level, seed, suffix, _members(level_parts(run_level, spec.evaluation)))
+            _Run(
+                run.level,
+                run.seed,
+                run.family_suffix,
+                _members(level_parts(run.level, spec.evaluation)),
+            )
             for level in levels
-            for run_level, seed, suffix in _runs(spec, level, dense)
+            for run in kind.runs(spec, level, dense)
         ]
         for dense in (True, False)
     }
+    for level_runs in runs.values():
+        if len({run.members["level"] for run in level_runs}) < len(level_runs):
+            raise ValueError(
+                f"job kind {kind_name!r} runs a level twice with the same level config, so its "
+                "cells would share a cell key; put what differs (a seed, a mode) in the config"
+            )
     models = [(ref, ref.label(), _members(model_parts(ref))) for ref in spec.models]
     dense_method = NoneParams().method
     jobs = []
@@ -176,25 +192,10 @@ def expand(spec: Spec) -> list[Job]:
                         family + run.family_suffix,
                     )
                 )
-            jobs.append(Job(variant_hash, model_ref, params, spec.evaluation, tuple(cells)))
+            jobs.append(
+                Job(variant_hash, model_ref, params, spec.evaluation, tuple(cells), kind_name)
+            )
     return jobs
-
-
-def _runs(spec: Spec, level: Level, dense: bool) -> list[tuple[Level, int, str]]:
-    """How a variant runs a level: once at the evaluation seed, or, when it fine-tunes, once per
-    training seed and transfer mode (the dense baseline only in mode dense). Each transfer mode
-    is its own curve family in reports, e.g. 'magnitude global (dense_frozen)': the returned
-    suffix of the compressor's family."""
-    if not isinstance(level.config, FinetuneLevel):
-        return [(level, spec.evaluation.seed, "")]
-    recipe = spec.training()
-    runs = []
-    for mode in ("dense",) if dense else recipe.transfer:
-        suffix = "" if dense else f" ({mode})"
-        for seed in recipe.seeds:
-            config = level.config.model_copy(update={"training": recipe.run(seed, mode)})
-            runs.append((replace(level, config=config), seed, suffix))
-    return runs
 
 
 def all_cells(jobs: list[Job]) -> list[Cell]:

@@ -47,10 +47,10 @@ def write_report(spec_name: str, rows: pd.DataFrame, out_dir: Path) -> Report:
 
     Writes drops.csv, trends.csv, difficulty.csv, scores.csv (mean and standard deviation
     over seeds), drop.png and drop.html (self-contained, so it opens with no network), and
-    for Appendix C's cells connectivity.png and .html. Metrics measured along the way
-    (`accuracy@epoch1`, `loss@alpha0.5`) are in scores.csv, not in the drop statistics.
+    for Appendix C's cells connectivity.png and .html. Metrics measured along the way (a step:
+    each epoch, each point of a line) are in scores.csv, not in the drop statistics.
     """
-    final = rows.loc[~rows["metric"].str.contains("@", regex=False)]
+    final = rows.loc[rows["step"].isna()]
     drops = normalized_drops(final)
     trends = level_trends(drops)
     difficulty = difficulty_trend(trends)
@@ -65,7 +65,7 @@ def write_report(spec_name: str, rows: pd.DataFrame, out_dir: Path) -> Report:
     for name, table in tables.items():
         table.to_csv(out_dir / name, index=False)
     charts = {"drop": drop_chart(spec_name, drops)}
-    along_line = scores.loc[scores["metric"].str.contains("@alpha", regex=False)]
+    along_line = scores.loc[scores["step_name"] == "alpha"]
     if not along_line.empty:
         charts["connectivity"] = connectivity_chart(spec_name, along_line)
     for name, chart in charts.items():
@@ -124,10 +124,7 @@ def _panel_chart(spec_name: str, setting: str, metric: str, means: pd.DataFrame)
 def connectivity_chart(spec_name: str, scores: pd.DataFrame) -> alt.VConcatChart:
     """Appendix C: each measure along the line from the dense (0) to the pruned (1) fine-tuned
     model, one line per strength, one panel per task; a hump is a barrier between basins."""
-    points = scores.assign(
-        measure=scores["metric"].str.split("@").str[0],
-        alpha=scores["metric"].str.split("@alpha").str[1].astype(float),
-    )
+    points = scores.rename(columns={"metric": "measure", "step": "alpha"})
     charts = [
         alt.Chart(panel, title=alt.Title(f"{spec_name}: {measure}", subtitle="dense → pruned"))
         .mark_line(point=True)

@@ -50,9 +50,15 @@ class ExampleRecord:
 
 @dataclass(frozen=True)
 class MetricValue:
+    """A measure of a cell over `n` examples. A cell's final metrics have no step; those measured
+    along the way have one: each fine-tuning epoch (step_name 'epoch', step 1, 2, ...), each point
+    of a connectivity line ('alpha', 0 to 1)."""
+
     name: str
     value: float
     n: int
+    step_name: str | None = None
+    step: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,9 @@ class JobsRunning:
     empty once none is left."""
 
     per_node: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Yielded by a backend before work that stores nothing for a while (loading and compressing
+    a model; waiting on remote tasks), so the writer closes the store and readers get in."""

@@ -28,7 +28,7 @@ from jdspec.plan import (
     expand,
 )
 from jdspec.provenance import describe_run, device_description
-from jdspec.results import CellResult, JobsRunning, Progress, VariantResult
+from jdspec.results import CellResult, JobsRunning, Progress, VariantResult, Waiting
 from jdspec.spec import Spec
 
 
@@ -70,10 +70,10 @@ RunEvent = RunStarted | CellFinished | Progress | JobsRunning
 EventCallback = Callable[[RunEvent], None]
 
 
-def plan_spec(spec: Spec, store_path: Path) -> list[PlannedJob]:
+def plan_spec(spec: Spec, source: store.Source) -> list[PlannedJob]:
     """The spec's jobs with each cell's status in the store (new, done or failed)."""
     jobs = expand(spec)
-    states = store.cell_states(store_path, [cell.cell_hash for cell in all_cells(jobs)])
+    states = store.cell_states(source, [cell.cell_hash for cell in all_cells(jobs)])
     return attach_statuses(jobs, dict(zip(states["cell_hash"], states["status"], strict=True)))
 
 
@@ -149,9 +149,9 @@ def run_spec(
     force: their old rows move to the store's history tables), at most `limit`."""
     started = time.time()
     description = f"jd run {spec.name}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    with store.writer_lock(store_path, description), store.holding(store_path):
-        planned = plan_spec(spec, store_path)
-        _register_members(spec, planned, store_path)
+    with store.writing(store_path, description) as writer:
+        planned = plan_spec(spec, writer)
+        _register_members(spec, planned, writer)
         work = _pending_work(planned, retry_failed, limit, force)
         cell_count = sum(len(cells) for _, cells in work)
         already_done = sum(job.statuses.count("done") for job in planned)
@@ -161,26 +161,32 @@ def run_spec(
                 None, 0, 0, already_done, left, "nothing to do", time.time() - started
             )
         emit = on_event or (lambda event: None)
+
+        def on_backend_event(event: RunEvent) -> None:
+            if isinstance(event, Progress):  # a cell is being computed: let readers in
+                writer.release_if_idle()
+            emit(event)
+
         # a backend that cannot start (no Ray, no cluster) fails before a run is recorded
-        records = _records(work, emit, backend)
-        run_id = _begin(spec, store_path, cell_count)
+        records = _records(work, on_backend_event, backend)
+        run_id = _begin(spec, writer, cell_count)
         emit(RunStarted(run_id, cell_count, len(work)))
         counts = {"done": 0, "failed": 0}
         status = "interrupted"  # unless the loop ends normally: Ctrl-C, a crash
         try:
-            _execute(records, work, store_path, run_id, emit, counts)
+            _execute(records, work, writer, run_id, emit, counts)
             status = "finished"
         finally:
-            store.finish_run(store_path, run_id, status, counts["done"], counts["failed"])
+            store.finish_run(writer, run_id, status, counts["done"], counts["failed"])
     return RunSummary(
         run_id, counts["done"], counts["failed"], already_done, left, status, time.time() - started
     )
 
 
 def _execute(
-    records: Iterator[VariantResult | CellResult],
+    records: Iterator[VariantResult | CellResult | Waiting],
     work: list[tuple[Any, tuple[Cell, ...]]],
-    store_path: Path,
+    writer: store.Writer,
     run_id: str,
     emit: EventCallback,
     counts: dict[str, int],
@@ -188,11 +194,14 @@ def _execute(
     """Store each record as it arrives: the single writer; `counts` tallies cells."""
     cells_by_hash = {cell.cell_hash: cell for _, cells in work for cell in cells}
     for record in records:
+        if isinstance(record, Waiting):
+            writer.release()  # nothing to store for a while: readers may open the store
+            continue
         if isinstance(record, VariantResult):
-            store.write_variant(store_path, record, run_id)
+            store.write_variant(writer, record, run_id)
             continue
         cell = cells_by_hash[record.cell_hash]
-        store.write_cell(store_path, cell_row(cell, run_id), record)
+        store.write_cell(writer, cell_row(cell, run_id), record)
         if record.status == "done":
             remove_checkpoint(cell.cell_hash)  # a training cell's last epoch, now stored
         counts[record.status] += 1
@@ -201,7 +210,7 @@ def _execute(
 
 def _records(
     work: list[tuple[Any, tuple[Cell, ...]]], emit: EventCallback, backend: Backend
-) -> Iterator[VariantResult | CellResult]:
+) -> Iterator[VariantResult | CellResult | Waiting]:
     """The backend's records as they arrive; torch, transformers and Ray load only when used.
     Ray connects when this is called, the records flow when iterated."""
     if backend.name == "ray":
@@ -256,21 +265,15 @@ def _members(spec: Spec, planned: list[PlannedJob]) -> pd.DataFrame:
     )
 
 
-def _register_members(spec: Spec, planned: list[PlannedJob], store_path: Path) -> None:
+def _register_members(spec: Spec, planned: list[PlannedJob], writer: store.Writer) -> None:
     """Make the store know which cells this spec holds, writing only when something is new."""
     members = _members(spec, planned)
-    known = (
-        store.read_frame(
-            store_path,
-            "SELECT cell_hash, level, difficulty FROM spec_cells WHERE spec = ?",
-            [spec.name],
-        )
-        if store_path.exists()
-        else pd.DataFrame()
+    known = store.read_frame(
+        writer, "SELECT cell_hash, level, difficulty FROM spec_cells WHERE spec = ?", [spec.name]
     )
     if len(known) and _member_keys(known) >= _member_keys(members):
         return
-    store.write_members(store_path, members)
+    store.write_members(writer, members)
 
 
 def _member_keys(members: pd.DataFrame) -> set[tuple[str, str, float | None]]:
@@ -283,10 +286,10 @@ def _member_keys(members: pd.DataFrame) -> set[tuple[str, str, float | None]]:
     }
 
 
-def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
+def _begin(spec: Spec, writer: store.Writer, cell_count: int) -> str:
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     store.begin_run(
-        store_path,
+        writer,
         {
             "run_id": run_id,
             "spec": spec.name,
@@ -305,9 +308,10 @@ def _begin(spec: Spec, store_path: Path, cell_count: int) -> str:
 
 
 def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
-    """The spec's done results, one row per cell and metric, with this spec's levels.
+    """The spec's done results, one row per cell, metric and step, with this spec's levels.
 
-    A reported metric brings its measurements along the way: per epoch, per point of a line.
+    A reported metric brings its measurements along the way (step not null): per epoch, per
+    point of a connectivity line.
 
     Levels measured against people (setting 5) get their difficulty from the dense rows here.
     """
@@ -327,6 +331,5 @@ def report_rows(spec: Spec, store_path: Path) -> pd.DataFrame:
     if stored.empty:
         return stored
     rows = stored.merge(wanted, on="cell_hash")
-    measured = rows["metric"].str.split("@").str[0]  # `accuracy@epoch1` is accuracy's too
-    rows = rows[measured.isin(metrics)].assign(spec=spec.name)
+    rows = rows[rows["metric"].isin(metrics)].assign(spec=spec.name)
     return human_gap_difficulty(rows.reset_index(drop=True))

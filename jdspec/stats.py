@@ -1,8 +1,9 @@
 """Statistics of the Junk DNA hypothesis: normalized drop, its trend with strength and difficulty.
 
-Pure: takes and returns pandas DataFrames, no I/O. The input is result rows, one per cell
-and metric (columns spec, model, method, family, strength_name, strength, setting, level,
-difficulty, seed, metric, value, n, cell_hash); dense rows have family "dense".
+Pure: takes and returns pandas DataFrames, no I/O. The input is result rows, one per cell,
+metric and step (columns spec, model, method, family, strength_name, strength, setting, level,
+difficulty, seed, metric, step_name, step, value, n, cell_hash); dense rows have family "dense",
+final metrics a null step.
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ TREND_COLUMNS = [
     "slope_high",
 ]
 FAMILY_KEYS = ["model", "family", "setting", "metric"]
-# One score per seed of the same model, curve, strength, level and metric.
-SCORE_KEYS = ["model", "family", "strength_name", "strength", "setting", "level", "metric"]
+# One score per seed of the same model, curve, strength, level, metric and step.
+SCORE_KEYS = [
+    "model",
+    "family",
+    "strength_name",
+    "strength",
+    "setting",
+    "level",
+    "metric",
+    "step_name",
+    "step",
+]
 SCORE_COLUMNS = [*SCORE_KEYS, "difficulty", "mean", "std", "seeds"]
 DIFFICULTY_COLUMNS = [*FAMILY_KEYS, "level_count", "spearman_rho", "spearman_p"]
 
@@ -57,7 +68,8 @@ def human_gap_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     """
     if "human" not in rows.columns:
         return rows
-    dense = rows.loc[rows["family"] == DENSE_FAMILY, [*DENSE_KEYS, "value"]]
+    final_dense = (rows["family"] == DENSE_FAMILY) & rows["step"].isna()
+    dense = rows.loc[final_dense, [*DENSE_KEYS, "value"]]
     merged = rows.merge(
         dense.rename(columns={"value": "dense_value"}), on=DENSE_KEYS, how="left", validate="m:1"
     )

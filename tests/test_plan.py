@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from jdspec.compress import COMPRESSORS
+from jdspec.eval.requests import ENGINE_VERSION
 from jdspec.plan import (
     Cell,
     Job,
@@ -17,7 +18,6 @@ from jdspec.plan import (
     count_statuses,
     expand,
 )
-from jdspec.requests import ENGINE_VERSION
 from jdspec.spec import Spec, load_spec
 from jdspec.tasks import SETTINGS
 

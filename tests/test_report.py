@@ -38,6 +38,8 @@ def _rows() -> pd.DataFrame:
                             "difficulty": difficulty,
                             "seed": seed,
                             "metric": "accuracy",
+                            "step_name": None,
+                            "step": None,
                             "value": dense_value if family == "dense" else dense_value * (1 - loss),
                             "n": 50,
                             "cell_hash": f"{family}-{strength}-{level}-{seed}",

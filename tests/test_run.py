@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jdspec import store, worker
+from jdspec import store
 from jdspec.compress import apply_compressor
+from jdspec.eval import job as worker
 from jdspec.models import load_model
 from jdspec.plan import attach_statuses, expand
 from jdspec.report import write_report
@@ -172,6 +173,7 @@ def test_report_from_the_store(write_spec: SpecWriter, tmp_path: Path) -> None:
     assert len(report.trends) == 2 * 2 * 2  # 2 families x 2 levels x 2 metrics
 
 
+@pytest.mark.integration  # jd in subprocesses, 1,200 examples
 def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(
     write_spec: SpecWriter, tmp_path: Path
 ) -> None:
@@ -245,6 +247,7 @@ def test_real_model_beats_chance_and_pruning_hurts(tmp_path: Path) -> None:
     assert gold.loc["magnitude", "gold_score"] < gold.loc["dense", "gold_score"]
 
 
+@pytest.mark.integration  # jd in subprocesses
 def test_ctrl_c_ends_cleanly_and_resume_finishes(write_spec: SpecWriter, tmp_path: Path) -> None:
     spec_path = write_spec(evaluation={"n_examples": 150, "batch_size": 4})
     path = tmp_path / "jd.duckdb"

@@ -49,6 +49,8 @@ def _row(
         "difficulty": float(level.split()[0]) if difficulty is None else difficulty,
         "seed": seed,
         "metric": metric,
+        "step_name": None,
+        "step": None,
         "value": value,
         "n": 100,
         "cell_hash": f"{family}-{strength}-{level}-{seed}-{metric}-{model}",

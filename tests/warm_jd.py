@@ -20,7 +20,7 @@ import transformers.models.llama.modeling_llama  # noqa: F401
 import jdspec.backends.local  # noqa: F401
 import jdspec.cli
 import jdspec.data.benchmarks  # noqa: F401
-import jdspec.evaluate  # noqa: F401
+import jdspec.eval.loglikelihood  # noqa: F401
 
 
 def _thread_count() -> int:

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from jdspec.errors import SpecError
+from jdspec.errors import UserError
 from jdspec.plan import Cell, Job
-from jdspec.results import CellResult, JobsRunning, VariantResult
+from jdspec.results import CellResult, JobsRunning, VariantResult, Waiting
 
 Record = VariantResult | CellResult
+# How long the driver waits for a record before telling the writer it is waiting (Waiting).
+WAIT_SECONDS = 0.5
 
 
 def run_jobs(
@@ -30,7 +32,7 @@ def run_jobs(
     on_event: Callable[[JobsRunning], None],
     address: str | None,
     gpus_per_job: float,
-) -> Iterator[Record]:
+) -> Iterator[Record | Waiting]:
     """Every job's records, taken from whichever task makes one next, so each cell is stored as
     soon as it is done. A task that dies fails its cells that have not returned yet; `jd run
     --resume` retries them.
@@ -50,7 +52,7 @@ def _relay(
     on_event: Callable[[JobsRunning], None],
     gpus_per_job: float,
     started_here: bool,
-) -> Iterator[Record]:
+) -> Iterator[Record | Waiting]:
     """The records of `_stream`, then stop the Ray this run started, however the run ends."""
     try:
         yield from _stream(ray, work, on_event, gpus_per_job)
@@ -64,7 +66,7 @@ def job_records(job: Job, cells: tuple[Cell, ...]) -> Iterator[str | Record]:
     import ray
 
     yield ray.util.get_node_ip_address()
-    from jdspec.worker import execute_job  # torch loads in the task, not in the driver
+    from jdspec.jobs import execute_job  # the job kind's runner imports torch, in the task
 
     yield from execute_job(job, cells)
 
@@ -85,8 +87,9 @@ def _stream(
     work: list[tuple[Job, tuple[Cell, ...]]],
     on_event: Callable[[JobsRunning], None],
     gpus_per_job: float,
-) -> Iterator[Record]:
-    """Submit every job at once (Ray queues what does not fit) and relay records as they land."""
+) -> Iterator[Record | Waiting]:
+    """Submit every job at once (Ray queues what does not fit) and relay records as they land;
+    Waiting while none has landed for WAIT_SECONDS."""
     # No retries: a task that dies again and again (out of memory) would cost the run hours;
     # its cells are stored as failed instead, and --resume retries them when asked.
     task = ray.remote(num_returns="streaming", num_cpus=1, num_gpus=gpus_per_job, max_retries=0)(
@@ -96,7 +99,11 @@ def _stream(
     running: dict[str, int] = {}
     try:
         while flights:
-            [generator], _ = ray.wait(list(flights), num_returns=1)
+            ready, _ = ray.wait(list(flights), num_returns=1, timeout=WAIT_SECONDS)
+            if not ready:
+                yield Waiting()
+                continue
+            [generator] = ready
             flight = flights[generator]
             item = _take(ray, generator)
             if item is None or isinstance(item, ray.exceptions.RayError):
@@ -150,11 +157,11 @@ def _jobs_per_node(flights: Iterable[_Flight]) -> dict[str, int]:
 
 
 def _import_ray() -> ModuleType:
-    """Ray, or a one-line SpecError saying how to install it: it is an optional extra."""
+    """Ray, or a one-line UserError saying how to install it: it is an optional extra."""
     try:
         import ray
     except ImportError:
-        raise SpecError("--backend ray needs Ray: pip install 'jd[ray]'") from None
+        raise UserError("--backend ray needs Ray: pip install 'jd[ray]'") from None
     return ray
 
 
@@ -165,7 +172,7 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
         return False
     if address is not None and address.startswith("ray://"):
         # Ray Client cannot stream a task's results (num_returns="streaming").
-        raise SpecError(
+        raise UserError(
             f"--address {address}: Ray Client (ray://) cannot stream results; run jd on a "
             "cluster node with --address auto, or give the cluster's host:port (GCS address)"
         )
@@ -176,5 +183,5 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as error:
-        raise SpecError(f"--address {address}: no Ray cluster there ({error})") from None
+        raise UserError(f"--address {address}: no Ray cluster there ({error})") from None
     return False

@@ -80,7 +80,8 @@ class Compressor:
 
     The function is called as function(model, params, calibration): `calibration` is a
     (samples, seq_len) tensor of token ids for methods registered with needs_calibration
-    (their params carry a `calibration` field), None for the others.
+    (their params carry a `calibration` field), None for the others. `supports_transfer`: the
+    fine-tuning transfer modes can hold its mask (jdspec/finetune/transfer.py).
     """
 
     params_model: type
@@ -88,6 +89,7 @@ class Compressor:
     strength_fields: tuple[str, ...]
     function: CompressFunction
     needs_calibration: bool = False
+    supports_transfer: bool = False
 
 
 COMPRESSORS: Registry[Compressor] = Registry("compression method")
@@ -99,11 +101,14 @@ def register_compressor(
     version: int,
     strength_fields: tuple[str, ...] = (),
     needs_calibration: bool = False,
+    supports_transfer: bool = False,
 ) -> Callable[[CompressFunction], CompressFunction]:
     """Register `function` under `name`; `strength_fields` are the params a spec may sweep."""
 
     def add(function: CompressFunction) -> CompressFunction:
-        entry = Compressor(params_model, version, strength_fields, function, needs_calibration)
+        entry = Compressor(
+            params_model, version, strength_fields, function, needs_calibration, supports_transfer
+        )
         COMPRESSORS.register(name)(entry)
         return function
 

@@ -67,7 +67,13 @@ _UNSTRUCTURED_TIES = "ties in |W| broken by lower flat index first (matrix order
 _NM_TIES = "ties in |W| within a group of M keep the lower input index"
 
 
-@register_compressor("magnitude", MagnitudeParams, VERSION, ("sparsity", "mask_structure"))
+@register_compressor(
+    "magnitude",
+    MagnitudeParams,
+    VERSION,
+    ("sparsity", "mask_structure"),
+    supports_transfer=True,  # the transfer modes hold its masks (jdspec/finetune/transfer.py)
+)
 def compress(model: nn.Module, params: MagnitudeParams, calibration: None) -> CompressionRecord:
     """Zero the smallest-magnitude weights of every target Linear; ties go to the lower index."""
     import torch

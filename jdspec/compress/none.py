@@ -27,7 +27,7 @@ class NoneParams(BaseModel, extra="forbid", frozen=True):
         return "sparsity"
 
 
-@register_compressor("none", NoneParams, VERSION)
+@register_compressor("none", NoneParams, VERSION, supports_transfer=True)  # transfer: dense
 def compress(model: nn.Module, params: NoneParams, calibration: None) -> CompressionRecord:
     """Change nothing; measure the zeros the pretrained weights already hold."""
     return measure("none", find_targets(model, ("Linear",), ()))

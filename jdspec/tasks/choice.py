@@ -11,11 +11,9 @@ import math
 from collections.abc import Sequence
 
 from jdspec.data.benchmarks import ChoiceDoc
-from jdspec.requests import LoglikelihoodRequest, prompt_hash
+from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 from jdspec.tasks.mcq import first_argmax, length_normalized_choice
-
-VERSION = 1
 
 Place = tuple[int, int]  # (request index, continuation index) of one choice
 
@@ -55,7 +53,8 @@ def score_choices(
     lm-eval defines acc_norm only for shared contexts: with per-choice contexts (WinoGrande)
     the choices are the contexts, so it reports acc alone, and so do we.
     """
-    assert len(loglikelihoods) == len(requests), "one answer per request"
+    if len(loglikelihoods) != len(requests):
+        raise ValueError(f"{len(loglikelihoods)} answers to {len(requests)} requests")
     records, normalized_correct = [], 0
     for doc, doc_places in zip(docs, places, strict=True):
         scores = [loglikelihoods[request][column] for request, column in doc_places]

@@ -36,8 +36,8 @@ class Level:
 @dataclass(frozen=True)
 class TaskKind:
     """How a level's `config.kind` is evaluated, torch-free: `build(config)` gives prepared items
-    and requests (jdspec.requests); the worker answers them; `score(config, items, requests,
-    answers)` turns the answers into metrics and per-example records."""
+    and requests (jdspec/eval/requests.py); the evaluation job answers them; `score(config,
+    items, requests, answers)` turns the answers into metrics and per-example records."""
 
     build: Callable[[Any], tuple[Any, Sequence[Any]]]
     score: Callable[[Any, Any, Sequence[Any], Sequence[Any]], TaskResult]
@@ -48,21 +48,22 @@ TASK_KINDS: Registry[TaskKind] = Registry("task kind")
 
 @dataclass(frozen=True)
 class Setting:
-    """A registered study setting: the spectrum model a spec's `spectrum:` validates against."""
+    """A registered study setting: the spectrum model a spec's `spectrum:` validates against,
+    and the job kind that runs its levels (jdspec/jobs.py)."""
 
     spectrum_model: type[BaseModel]
     version: int
-    finetunes: bool = False  # its cells fine-tune an encoder (the spec's `finetuning:` section)
+    job_kind: str = "evaluate"
 
 
 SETTINGS: Registry[Setting] = Registry("study setting")
 
 
 def register_setting(
-    name: str, spectrum_model: type[BaseModel], version: int, finetunes: bool = False
+    name: str, spectrum_model: type[BaseModel], version: int, job_kind: str = "evaluate"
 ) -> None:
-    """Make `setting: name` valid in specs."""
-    SETTINGS.register(name)(Setting(spectrum_model, version, finetunes))
+    """Make `setting: name` valid in specs; its levels run as `job_kind` jobs."""
+    SETTINGS.register(name)(Setting(spectrum_model, version, job_kind))
 
 
 def default_difficulties(explicit: list[float | None], natural: list[float]) -> list[float]:

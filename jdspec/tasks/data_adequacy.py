@@ -56,4 +56,4 @@ class DataAdequacySpectrum(FinetuneSource):
         ]
 
 
-register_setting("data_adequacy", DataAdequacySpectrum, VERSION, finetunes=True)
+register_setting("data_adequacy", DataAdequacySpectrum, VERSION, job_kind="finetune")

@@ -1,18 +1,34 @@
-"""What a fine-tuning cell trains (torch-free): the spec's `finetuning:` section, one training
-run, the level config of fine-tuning settings (setting 1, Section 5, Appendix C) and the
-nested training subsets."""
+"""The fine-tuning job kind, torch-free: what a fine-tuning cell trains (the spec's `finetuning:`
+section, one training run, the level config of fine-tuning settings: setting 1, Section 5,
+Appendix C), the nested training subsets, and the kind's registration: one cell per training
+seed and transfer mode, compressors whose masks transfer, and its runner (jdspec/finetune/)."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from jdspec.compress import COMPRESSORS
+from jdspec.jobs import (
+    JobKind,
+    LevelRun,
+    ProgressCallback,
+    SpecProblem,
+    SpecSection,
+    register_job_kind,
+)
 from jdspec.registry import unknown_name_message
-from jdspec.tasks.core import DataSource
+from jdspec.results import CellResult, VariantResult
+from jdspec.tasks.core import DataSource, Level
+
+if TYPE_CHECKING:
+    from jdspec.plan import Cell, Job
+    from jdspec.spec import Spec
 
 VERSION = 1
 T = TypeVar("T")
@@ -172,3 +188,48 @@ def training_subset(examples: Sequence[T], level: FinetuneLevel) -> list[T]:
     pool = order if level.n_train is None else order[: level.n_train]
     count = max(1, math.floor(level.train_fraction * len(pool) + 0.5))
     return [examples[index] for index in pool[:count]]
+
+
+def _training_runs(spec: Spec, level: Level, dense: bool) -> list[LevelRun]:
+    """A fine-tuning level runs once per training seed and transfer mode (the dense baseline
+    only in mode dense). Each mode is its own curve family in reports, e.g.
+    'magnitude global (dense_frozen)'."""
+    if not isinstance(level.config, FinetuneLevel):
+        raise TypeError(f"setting {level.setting} fine-tunes but its level is {level.config!r}")
+    recipe = getattr(spec, SECTION.name) or FineTuning()
+    runs = []
+    for mode in ("dense",) if dense else recipe.transfer:
+        suffix = "" if dense else f" ({mode})"
+        for seed in recipe.seeds:
+            config = level.config.model_copy(update={"training": recipe.run(seed, mode)})
+            runs.append(LevelRun(replace(level, config=config), seed, suffix))
+    return runs
+
+
+def _transfer_compressors(spec: Spec) -> list[SpecProblem]:
+    """Transfer modes hold, freeze or regrow the weights a magnitude mask selects: only
+    compressors that declare transfer support can make that mask."""
+    supported = [name for name, compressor in COMPRESSORS.items() if compressor.supports_transfer]
+    return [
+        SpecProblem(
+            ("compressors", index, "method"),
+            f"setting {spec.spectrum.setting} fine-tunes with a magnitude mask; expected one of "
+            f"{', '.join(supported)}, got {params.method!r}",
+        )
+        for index, params in enumerate(spec.compressors)
+        if params.method not in supported
+    ]
+
+
+def _execute(
+    job: Job, cells: tuple[Cell, ...], on_progress: ProgressCallback | None
+) -> Iterator[VariantResult | CellResult]:
+    from jdspec.finetune.job import execute_finetune_job  # torch loads in the worker
+
+    return execute_finetune_job(job, cells, on_progress)
+
+
+SECTION = SpecSection(
+    "finetuning", FineTuning, "Training of fine-tuning settings; the paper's recipe when absent."
+)
+register_job_kind("finetune", JobKind(_training_runs, _execute, SECTION, _transfer_compressors))

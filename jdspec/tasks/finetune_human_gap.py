@@ -74,4 +74,4 @@ class FinetuneHumanGapSpectrum(FinetuneSource):
         ]
 
 
-register_setting("finetune_human_gap", FinetuneHumanGapSpectrum, VERSION, finetunes=True)
+register_setting("finetune_human_gap", FinetuneHumanGapSpectrum, VERSION, job_kind="finetune")

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from jdspec.data.mcq import MCQ_DATASETS, MCQData, MCQItem, load_mcq
+from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.registry import unknown_name_message
-from jdspec.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord, MetricValue, TaskResult
 from jdspec.tasks.core import TASK_KINDS, DataSource, TaskKind, seeded_sample
 

@@ -53,4 +53,4 @@ class ModeConnectivitySpectrum(FinetuneSource):
         ]
 
 
-register_setting("mode_connectivity", ModeConnectivitySpectrum, VERSION, finetunes=True)
+register_setting("mode_connectivity", ModeConnectivitySpectrum, VERSION, job_kind="finetune")

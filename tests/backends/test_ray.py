@@ -15,7 +15,7 @@ import torch
 
 from jdspec import store
 from jdspec.backends import ray as ray_backend
-from jdspec.errors import SpecError
+from jdspec.errors import UserError
 from jdspec.plan import expand
 from jdspec.results import CellResult, JobsRunning
 from jdspec.run import Backend, plan_spec, run_spec
@@ -50,13 +50,13 @@ def test_planning_and_the_local_backend_do_not_import_ray() -> None:
 
 def test_missing_ray_is_a_one_line_spec_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(SpecError, match=r"pip install 'jd\[ray\]'"):
+    with pytest.raises(UserError, match=r"pip install 'jd\[ray\]'"):
         ray_backend.run_jobs([], lambda event: None, None, 0.0)
 
 
 def test_ray_client_addresses_are_refused_before_connecting() -> None:
     not_started = SimpleNamespace(is_initialized=lambda: False)
-    with pytest.raises(SpecError, match="--address auto"):
+    with pytest.raises(UserError, match="--address auto"):
         ray_backend._connect(not_started, "ray://head:10001")  # type: ignore[arg-type]
 
 

@@ -125,7 +125,7 @@ def test_commonsense_qa_letters_prompt() -> None:
 
 
 def test_gold_outside_the_choices_is_refused() -> None:
-    with pytest.raises(AssertionError, match="gold 2"):
+    with pytest.raises(ValueError, match="gold 2"):
         ChoiceDoc("x", ("c",), (" a", " b"), ("a", "b"), 2)
 
 

